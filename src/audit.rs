@@ -1,0 +1,46 @@
+//! The audit trail: one structured event per mint and per denial, on the `tokenmint::audit`
+//! target so operators can route it separately. Never the token, a credential or a secret.
+
+use std::net::SocketAddr;
+
+use crate::runtime::Minted;
+
+pub const TARGET: &str = "tokenmint::audit";
+
+/// Where a request came from, for the audit record.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub app: &'a str,
+    pub request_id: &'a str,
+    pub client: Option<SocketAddr>,
+}
+
+pub fn minted(ctx: &Context<'_>, minted: &Minted) {
+    let grants: Vec<&str> = minted.kinds.iter().map(|k| k.as_str()).collect();
+    tracing::info!(
+        target: TARGET,
+        event = "token_minted",
+        app = ctx.app,
+        identity = %minted.identity,
+        grants = ?grants,
+        ttl = minted.ttl_secs,
+        jti = %minted.jti,
+        key_sid = %minted.key_sid,
+        request_id = ctx.request_id,
+        client = ?ctx.client,
+        "token minted"
+    );
+}
+
+pub fn denied(ctx: &Context<'_>, code: &str, reason: &str) {
+    tracing::info!(
+        target: TARGET,
+        event = "token_denied",
+        app = ctx.app,
+        code,
+        reason,
+        request_id = ctx.request_id,
+        client = ?ctx.client,
+        "token denied"
+    );
+}

@@ -1,0 +1,410 @@
+//! Strict verification of callers' JWTs.
+//!
+//! `jsonwebtoken` does the signature arithmetic; everything around it is decided here, because
+//! its defaults are too lenient for a token server (RFC 8725): the header is parsed by us (the
+//! algorithm must be on the authenticator's allow-list, `crit` is refused, `jku`/`x5u`/`jwk`/`x5c`
+//! are never followed), the key comes only from the configured key set and must suit the
+//! algorithm, and `iss`, `aud`, `exp`, `sub` are required, with `nbf`/`iat` checked against the
+//! leeway.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use super::jwks::RemoteKeys;
+use super::{AuthError, Principal};
+
+/// Largest encoded JOSE header accepted, in bytes.
+const MAX_HEADER_BYTES: usize = 2048;
+/// Largest RSA/EC/EdDSA key set kept from one JWKS document.
+pub const MAX_JWKS_KEYS: usize = 50;
+/// Smallest RSA modulus accepted.
+const MIN_RSA_BITS: usize = 2048;
+/// NumericDate values must be exact in an f64 and non-negative.
+const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Where a `jwt` authenticator's keys come from.
+pub enum KeySource {
+    /// A JWKS URL, fetched and cached at run time.
+    Remote {
+        url: String,
+        cache_ttl: Duration,
+        refetch_cooldown: Duration,
+        max_stale: Duration,
+    },
+    /// Keys known at load: a JWKS file or an HS256 secret.
+    Static(Arc<KeySet>),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Remote { url, .. } => f.debug_struct("Remote").field("url", url).finish(),
+            KeySource::Static(set) => f.debug_tuple("Static").field(&set.len()).finish(),
+        }
+    }
+}
+
+/// A `[auth.<name>]` of kind `jwt`, validated.
+#[derive(Debug)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway_secs: u64,
+    pub keys: KeySource,
+}
+
+/// The key family an algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    Hmac,
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+fn key_kind(alg: Algorithm) -> Option<KeyKind> {
+    use Algorithm::*;
+    match alg {
+        HS256 | HS384 | HS512 => Some(KeyKind::Hmac),
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(KeyKind::Rsa),
+        ES256 => Some(KeyKind::P256),
+        ES384 => Some(KeyKind::P384),
+        EdDSA => Some(KeyKind::Ed25519),
+        _ => None,
+    }
+}
+
+/// One verification key.
+struct VerifyingKey {
+    kid: Option<String>,
+    kind: KeyKind,
+    /// The `alg` the JWK is pinned to, if it names one.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+/// The keys of one provider.
+#[derive(Default)]
+pub struct KeySet {
+    keys: Vec<VerifyingKey>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<_> = self.keys.iter().map(|k| k.kid.as_deref()).collect();
+        f.debug_struct("KeySet").field("kids", &kids).finish()
+    }
+}
+
+impl KeySet {
+    /// A single HMAC key (an `hs256_secret`).
+    pub fn hmac(secret: &[u8]) -> Self {
+        Self {
+            keys: vec![VerifyingKey {
+                kid: None,
+                kind: KeyKind::Hmac,
+                alg: None,
+                key: DecodingKey::from_secret(secret),
+            }],
+        }
+    }
+
+    /// Parses a JWKS document, keeping only keys usable for signature verification: no
+    /// symmetric keys, no encryption keys, no RSA below 2048 bits. Fails when nothing usable
+    /// remains or the document is malformed.
+    pub fn from_jwks(document: &[u8]) -> Result<Self, &'static str> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<Value>,
+        }
+        let document: Document =
+            serde_json::from_slice(document).map_err(|_| "not a JWKS document")?;
+        if document.keys.len() > MAX_JWKS_KEYS {
+            return Err("too many keys");
+        }
+        let keys: Vec<VerifyingKey> = document
+            .keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
+            .filter_map(|jwk| verifying_key(&jwk))
+            .collect();
+        if keys.is_empty() {
+            return Err("no usable keys");
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// The key that may verify a token with this `alg` and `kid`: keys with a matching `kid`,
+    /// or, for a token without `kid`, the only suitable key. Keys without a `kid` (an HS256
+    /// secret) match any token.
+    fn find(&self, alg: Algorithm, kid: Option<&str>) -> Option<&VerifyingKey> {
+        let suitable =
+            |k: &&VerifyingKey| Some(k.kind) == key_kind(alg) && k.alg.is_none_or(|a| a == alg);
+        match kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .filter(suitable)
+                .find(|k| k.kid.is_none() || k.kid.as_deref() == Some(kid)),
+            None => {
+                let mut candidates = self.keys.iter().filter(suitable);
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return None;
+    }
+    let kind = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let modulus = URL_SAFE_NO_PAD.decode(rsa.n.trim_end_matches('=')).ok()?;
+            let significant = modulus.iter().skip_while(|b| **b == 0).count();
+            if significant * 8 < MIN_RSA_BITS {
+                return None;
+            }
+            KeyKind::Rsa
+        }
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => KeyKind::P256,
+            EllipticCurve::P384 => KeyKind::P384,
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            KeyKind::Ed25519
+        }
+        // Symmetric keys never come from a key set: a JWKS is public.
+        _ => return None,
+    };
+    let alg = match jwk.common.key_algorithm {
+        None => None,
+        Some(key_alg) => {
+            let alg = Algorithm::try_from(key_alg).ok()?;
+            if key_kind(alg) != Some(kind) {
+                return None;
+            }
+            Some(alg)
+        }
+    };
+    Some(VerifyingKey {
+        kid: jwk.common.key_id.clone(),
+        kind,
+        alg,
+        key: DecodingKey::from_jwk(jwk).ok()?,
+    })
+}
+
+/// A `jwt` authenticator with its keys.
+#[derive(Debug)]
+pub struct JwtAuthenticator {
+    settings: JwtSettings,
+    remote: Option<Arc<RemoteKeys>>,
+}
+
+/// The parts of a compact JWS, checked for shape only.
+struct Parts<'a> {
+    header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+    /// `header.payload`, the signed bytes.
+    signed: &'a str,
+}
+
+fn split(token: &str) -> Result<Parts<'_>, AuthError> {
+    let malformed = || AuthError::unauthenticated("malformed_token");
+    let is_b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut pieces = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+    else {
+        return Err(malformed());
+    };
+    if ![header, payload, signature].into_iter().all(is_b64url) {
+        return Err(malformed());
+    }
+    Ok(Parts {
+        header,
+        payload,
+        signature,
+        signed: &token[..header.len() + 1 + payload.len()],
+    })
+}
+
+fn decode_object(segment: &str, reason: &'static str) -> Result<Map<String, Value>, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::unauthenticated(reason))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(AuthError::unauthenticated(reason)),
+    }
+}
+
+/// A NumericDate claim: `Ok(None)` when absent, an error when present but not a non-negative
+/// number that fits an f64 exactly.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && (0.0..MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+            _ => Err(AuthError::unauthenticated("bad_numeric_date")),
+        },
+        Some(_) => Err(AuthError::unauthenticated("bad_numeric_date")),
+    }
+}
+
+impl JwtAuthenticator {
+    pub fn new(name: &str, settings: JwtSettings) -> Self {
+        let remote = match &settings.keys {
+            KeySource::Remote {
+                url,
+                cache_ttl,
+                refetch_cooldown,
+                max_stale,
+            } => Some(Arc::new(RemoteKeys::new(
+                name,
+                url.clone(),
+                *cache_ttl,
+                *refetch_cooldown,
+                *max_stale,
+            ))),
+            KeySource::Static(_) => None,
+        };
+        Self { settings, remote }
+    }
+
+    pub fn start(&self) {
+        if let Some(remote) = &self.remote {
+            remote.start();
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.remote.as_ref().is_none_or(|r| r.current().is_some())
+    }
+
+    /// Verifies `token` at `now` (unix seconds) and returns the caller.
+    pub async fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        let parts = split(token)?;
+        if parts.header.len() > MAX_HEADER_BYTES {
+            return Err(AuthError::unauthenticated("header_too_large"));
+        }
+        let header = decode_object(parts.header, "malformed_header")?;
+        let alg = match header.get("alg") {
+            Some(Value::String(name)) => name
+                .parse::<Algorithm>()
+                .ok()
+                .filter(|alg| self.settings.algorithms.contains(alg))
+                .ok_or(AuthError::unauthenticated("algorithm_not_allowed"))?,
+            _ => return Err(AuthError::unauthenticated("algorithm_not_allowed")),
+        };
+        // No extension is understood, so any critical one must be refused (RFC 7515 §4.1.11).
+        if header.contains_key("crit") {
+            return Err(AuthError::unauthenticated("unsupported_crit"));
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.as_str()),
+            Some(_) => return Err(AuthError::unauthenticated("malformed_kid")),
+        };
+
+        let verified = match &self.settings.keys {
+            KeySource::Static(keys) => check_signature(keys, alg, kid, &parts)?,
+            KeySource::Remote { .. } => {
+                let remote = self.remote.as_ref().ok_or(AuthError::Unavailable {
+                    retry_after_secs: 1,
+                })?;
+                let keys = remote.keys_for(kid).await?;
+                check_signature(&keys, alg, kid, &parts)?
+            }
+        };
+        if !verified {
+            return Err(AuthError::unauthenticated("bad_signature"));
+        }
+
+        let claims = decode_object(parts.payload, "malformed_payload")?;
+        self.check_claims(&claims, now)?;
+        let subject = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return Err(AuthError::unauthenticated("missing_sub")),
+        };
+        Ok(Principal { subject, claims })
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
+        match claims.get("iss") {
+            Some(Value::String(iss)) if *iss == self.settings.issuer => {}
+            _ => return Err(AuthError::unauthenticated("wrong_issuer")),
+        }
+        let ours = |aud: &Value| {
+            aud.as_str()
+                .is_some_and(|aud| self.settings.audiences.iter().any(|a| a == aud))
+        };
+        let audience_ok = match claims.get("aud") {
+            Some(aud @ Value::String(_)) => ours(aud),
+            Some(Value::Array(auds)) => auds.iter().any(ours),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(AuthError::unauthenticated("wrong_audience"));
+        }
+        let now = now as f64;
+        let leeway = self.settings.leeway_secs as f64;
+        let exp = numeric_date(claims, "exp")?.ok_or(AuthError::unauthenticated("missing_exp"))?;
+        if now >= exp + leeway {
+            return Err(AuthError::unauthenticated("expired"));
+        }
+        if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+            return Err(AuthError::unauthenticated("not_yet_valid"));
+        }
+        if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+            return Err(AuthError::unauthenticated("issued_in_future"));
+        }
+        Ok(())
+    }
+}
+
+fn check_signature(
+    keys: &KeySet,
+    alg: Algorithm,
+    kid: Option<&str>,
+    parts: &Parts<'_>,
+) -> Result<bool, AuthError> {
+    let key = keys
+        .find(alg, kid)
+        .ok_or(AuthError::unauthenticated("no_matching_key"))?;
+    Ok(
+        jsonwebtoken::crypto::verify(parts.signature, parts.signed.as_bytes(), &key.key, alg)
+            .unwrap_or(false),
+    )
+}

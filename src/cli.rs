@@ -1,0 +1,429 @@
+//! The command line: `serve` (the default), `check-config`, `mint` and `decode`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthSettings, KeySource, Principal};
+use crate::config::{self, Settings, Source};
+use crate::http::{self, AppState};
+use crate::policy::{GrantKind, MintRequest};
+use crate::runtime::{Runtime, unix_now};
+use crate::{audit, telemetry};
+
+/// Exit status for configuration errors.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenmint",
+    version,
+    about = "Mints Twilio Access Tokens for verified callers"
+)]
+pub struct Cli {
+    /// Configuration file; replaces the built-in demo configuration.
+    #[arg(long, global = true, env = "TOKENMINT_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Validate the configuration and print a summary without secrets.
+    CheckConfig,
+    /// Mint a token offline through an app's policy and print it.
+    Mint {
+        #[arg(long)]
+        app: String,
+        /// The verified identity (`sub`) to mint for.
+        #[arg(long)]
+        identity: String,
+        /// Extra claims for the app's templates, as NAME=VALUE.
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+        /// A grant to include (repeatable); the app's default set when omitted.
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<String>,
+        #[arg(long)]
+        room: Option<String>,
+        /// Lifetime in seconds, clamped to the app's max_ttl.
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(long)]
+        device_id: Option<String>,
+    },
+    /// Print a token's header and payload; verify it when a secret is given.
+    Decode {
+        token: String,
+        /// Environment variable holding the API Key secret to verify the signature with.
+        #[arg(long, value_name = "NAME")]
+        secret_env: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = match &cli.config {
+        Some(path) => Source::file(path),
+        None => Source::default(),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => with_config(&source, serve),
+        Command::CheckConfig => with_config(&source, |settings| {
+            println!("{}", summary(&settings));
+            ExitCode::SUCCESS
+        }),
+        Command::Mint {
+            app,
+            identity,
+            claims,
+            grants,
+            room,
+            ttl,
+            platform,
+            device_id,
+        } => with_config(&source, |settings| {
+            let request = MintRequest {
+                grants: (!grants.is_empty())
+                    .then_some(())
+                    .map(|()| grants.iter().filter_map(|g| GrantKind::parse(g)).collect()),
+                room,
+                ttl_secs: ttl,
+                platform,
+                device_id,
+            };
+            if let Some(bad) = grants.iter().find(|g| GrantKind::parse(g).is_none()) {
+                eprintln!("error: unknown grant {bad:?}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            mint(settings, &app, &identity, &claims, &request)
+        }),
+        Command::Decode { token, secret_env } => decode(&token, secret_env.as_deref()),
+    }
+}
+
+fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitCode {
+    match config::load(source) {
+        Ok(settings) => run(settings),
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(telemetry::subscriber(
+        &settings.log,
+        std::io::stdout,
+        std::io::stdout().is_terminal(),
+    ));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_server(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(settings: Settings) -> std::io::Result<()> {
+    if settings.server.allow_literal_secrets {
+        tracing::warn!(
+            "server.allow_literal_secrets is true: secrets may be written in the configuration file; use env: or file: references in production"
+        );
+    }
+    let server = settings.server.clone();
+    let runtime = Runtime::new(settings);
+    runtime.start();
+    let state = AppState::new(runtime);
+
+    let public = TcpListener::bind(server.listen).await?;
+    tracing::info!(address = %public.local_addr()?, "listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut servers = tokio::task::JoinSet::new();
+    match server.admin_listen {
+        Some(admin_addr) => {
+            let admin = TcpListener::bind(admin_addr).await?;
+            tracing::info!(address = %admin.local_addr()?, "admin listening");
+            let public_router =
+                http::finish(http::token_router(state.clone()), server.request_timeout);
+            let admin_router =
+                http::finish(http::ops_router(state.clone()), server.request_timeout);
+            servers.spawn(http::serve(public, public_router, stopped()));
+            servers.spawn(http::serve(admin, admin_router, stopped()));
+        }
+        None => {
+            servers.spawn(http::serve(public, http::router(state.clone()), stopped()));
+        }
+    }
+
+    let signal_state = state.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: readiness now fails, finishing in-flight requests");
+        signal_state.begin_shutdown();
+        let _ = stop_tx.send(true);
+    });
+
+    let mut result = Ok(());
+    let mut draining = false;
+    loop {
+        let next = if draining {
+            match tokio::time::timeout(server.shutdown_grace, servers.join_next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period over; closing remaining connections");
+                    break;
+                }
+            }
+        } else {
+            servers.join_next().await
+        };
+        match next {
+            None => break,
+            Some(Ok(Ok(()))) => draining = true,
+            Some(Ok(Err(error))) => {
+                result = Err(error);
+                draining = true;
+            }
+            Some(Err(join_error)) => {
+                result = Err(std::io::Error::other(join_error));
+                draining = true;
+            }
+        }
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A human-readable, secret-free description of the configuration.
+pub fn summary(settings: &Settings) -> String {
+    let mut out = String::from("configuration OK\n");
+    let server = &settings.server;
+    out += &format!("listen: {}\n", server.listen);
+    match server.admin_listen {
+        Some(admin) => out += &format!("admin_listen: {admin}\n"),
+        None => out += "admin_listen: (same as listen)\n",
+    }
+    if let Some(app) = &server.default_app {
+        out += &format!("default_app: {app}\n");
+    }
+    if server.allow_literal_secrets {
+        out += "warning: allow_literal_secrets is true (demo only)\n";
+    }
+    for (name, account) in &settings.accounts {
+        let keys: Vec<String> = account
+            .signers
+            .iter()
+            .map(|s| s.key_sid().to_string())
+            .collect();
+        out += &format!(
+            "account {name}: {} region={} signing keys={} (first signs) auth tokens={}\n",
+            account.signer().account_sid(),
+            account.region.as_deref().unwrap_or("us1"),
+            keys.join(","),
+            account.auth_tokens.len()
+        );
+    }
+    for (name, auth) in &settings.auth {
+        match auth {
+            AuthSettings::Jwt(jwt) => {
+                let keys = match &jwt.keys {
+                    KeySource::Remote { url, .. } => format!("jwks_url {url}"),
+                    KeySource::Static(set) => format!("{} static key(s)", set.len()),
+                };
+                let algs: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
+                out += &format!(
+                    "auth {name}: jwt issuer={} audiences={} algorithms={} keys={keys}\n",
+                    jwt.issuer,
+                    jwt.audiences.join(","),
+                    algs.join(",")
+                );
+            }
+            AuthSettings::Gateway(gateway) => {
+                out += &format!(
+                    "auth {name}: gateway identity_header={} trusted_proxies={} shared_secret={}\n",
+                    gateway.identity_header,
+                    gateway.trusted_proxies.len(),
+                    if gateway.shared_secret.is_some() {
+                        "set"
+                    } else {
+                        "none"
+                    }
+                );
+            }
+        }
+    }
+    for (name, app) in &settings.apps {
+        let grants: Vec<&str> = app.policy.offered().iter().map(|k| k.as_str()).collect();
+        out += &format!(
+            "app {name}: account={} auth={} grants={} ttl={}s max_ttl={}s cors_origins={}\n",
+            app.account.name,
+            app.auth,
+            grants.join(","),
+            app.policy.ttl_secs,
+            app.policy.max_ttl_secs,
+            app.cors.origins.len()
+        );
+    }
+    out.trim_end().to_owned()
+}
+
+fn mint(
+    settings: Settings,
+    app_name: &str,
+    identity: &str,
+    claims: &[String],
+    request: &MintRequest,
+) -> ExitCode {
+    telemetry::init(telemetry::subscriber(
+        &settings.log,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    ));
+    let Some(app) = settings.apps.get(app_name) else {
+        eprintln!("error: no app named {app_name:?}");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let mut map = Map::new();
+    map.insert("sub".into(), Value::String(identity.to_owned()));
+    for claim in claims {
+        let Some((name, value)) = claim.split_once('=') else {
+            eprintln!("error: --claim takes NAME=VALUE");
+            return ExitCode::from(EXIT_CONFIG);
+        };
+        map.insert(name.to_owned(), Value::String(value.to_owned()));
+    }
+    let principal = Principal {
+        subject: identity.to_owned(),
+        claims: map,
+    };
+    match Runtime::mint(app, &principal, request, unix_now()) {
+        Ok(minted) => {
+            let ctx = audit::Context {
+                app: app_name,
+                request_id: "cli",
+                client: None,
+            };
+            audit::minted(&ctx, &minted);
+            println!("{}", minted.token);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn decode(token: &str, secret_env: Option<&str>) -> ExitCode {
+    let segment = |s: &str| -> Option<Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
+    };
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let (Some(header), Some(payload), 3) = (
+        parts.first().and_then(|h| segment(h)),
+        parts.get(1).and_then(|p| segment(p)),
+        parts.len(),
+    ) else {
+        eprintln!("error: not a compact JWS (header.payload.signature)");
+        return ExitCode::FAILURE;
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"header": header, "payload": payload}))
+            .unwrap_or_default()
+    );
+    let Some(name) = secret_env else {
+        println!("signature: not checked (pass --secret-env NAME to verify)");
+        return ExitCode::SUCCESS;
+    };
+    let Ok(secret) = std::env::var(name) else {
+        eprintln!("error: environment variable {name} is not set");
+        return ExitCode::FAILURE;
+    };
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    let signed = &token.trim()[..parts[0].len() + 1 + parts[1].len()];
+    let alg_ok = header.get("alg").and_then(Value::as_str) == Some("HS256");
+    let valid = alg_ok
+        && jsonwebtoken::crypto::verify(
+            parts[2],
+            signed.as_bytes(),
+            &key,
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap_or(false);
+    if !valid {
+        println!("signature: INVALID");
+        return ExitCode::FAILURE;
+    }
+    println!("signature: valid");
+    let now = unix_now();
+    let exp = payload.get("exp").and_then(Value::as_u64);
+    let nbf = payload.get("nbf").and_then(Value::as_u64);
+    match exp {
+        Some(exp) if exp <= now => {
+            println!("expiry: EXPIRED {}s ago", now - exp);
+            ExitCode::FAILURE
+        }
+        Some(_) if nbf.is_some_and(|nbf| nbf > now) => {
+            println!("expiry: not valid yet");
+            ExitCode::FAILURE
+        }
+        Some(exp) => {
+            println!("expiry: valid for {}s more", exp - now);
+            ExitCode::SUCCESS
+        }
+        None => {
+            println!("expiry: MISSING exp");
+            ExitCode::FAILURE
+        }
+    }
+}

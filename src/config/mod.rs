@@ -1,0 +1,236 @@
+//! Configuration: layered loading, secret references, and one validation pass that turns the
+//! file into domain types or reports every problem with its key path.
+//!
+//! Layers, later wins: the built-in demo file (or, when given, the operator's file instead),
+//! then `TOKENMINT__SECTION__KEY` environment variables.
+
+mod build;
+mod raw;
+pub mod secret;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use secret::Env;
+
+use crate::auth::AuthSettings;
+use crate::policy::AppPolicy;
+use crate::twilio::Signer;
+
+/// The built-in demo configuration, used when no file is named.
+pub const DEMO_CONFIG: &str = include_str!("../../config/default.toml");
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub accounts: BTreeMap<String, Arc<Account>>,
+    pub auth: BTreeMap<String, AuthSettings>,
+    pub apps: BTreeMap<String, Arc<App>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Token API. Default `0.0.0.0:8080`.
+    pub listen: SocketAddr,
+    /// Health, readiness and metrics; on `listen` when unset.
+    pub admin_listen: Option<SocketAddr>,
+    /// Default 10 s.
+    pub request_timeout: Duration,
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
+    /// Default 16 KiB.
+    pub max_body_bytes: usize,
+    pub allow_literal_secrets: bool,
+    pub default_app: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Default JSON.
+    pub format: LogFormat,
+    /// A tracing filter directive; default `info`.
+    pub level: String,
+}
+
+/// A Twilio account and the keys that sign for it.
+#[derive(Debug)]
+pub struct Account {
+    pub name: String,
+    /// Non-empty; the first signs new tokens, the others are kept for rotation.
+    pub signers: Vec<Signer>,
+    pub region: Option<String>,
+    /// For webhook signature checks.
+    pub auth_tokens: Vec<SecretString>,
+}
+
+impl Account {
+    pub fn signer(&self) -> &Signer {
+        &self.signers[0]
+    }
+}
+
+/// An app: its policy plus where it signs, how callers authenticate and who may call it from a
+/// browser.
+#[derive(Debug)]
+pub struct App {
+    pub policy: AppPolicy,
+    pub account: Arc<Account>,
+    pub auth: String,
+    pub cors: CorsPolicy,
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CorsPolicy {
+    /// Full origins (`https://app.example.com`), compared exactly.
+    pub origins: Vec<String>,
+    /// Whether `credentials: 'include'` is allowed. Default false.
+    pub allow_credentials: bool,
+}
+
+impl CorsPolicy {
+    pub fn allows(&self, origin: &[u8]) -> bool {
+        self.origins.iter().any(|o| o.as_bytes() == origin)
+    }
+}
+
+/// `rate_limit = "30/min"`: tokens per identity per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `apps.support.max_ttl`.
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found; never contains a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str(")")?;
+        for problem in &self.problems {
+            write!(f, "\n  {}: {}", problem.path, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn single(path: &str, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem {
+                path: path.into(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The operator's file; the built-in demo configuration when `None`.
+    pub file: Option<std::path::PathBuf>,
+    /// TOML text used instead of any file (tests and embedding).
+    pub text: Option<String>,
+    pub env: Env,
+}
+
+impl Source {
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            file: Some(path.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn text(toml: impl Into<String>) -> Self {
+        Self {
+            text: Some(toml.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+}
+
+/// Loads, layers and validates the configuration.
+pub fn load(source: &Source) -> Result<Settings, ConfigError> {
+    use config::{Config, Environment, File, FileFormat};
+
+    let text = match (&source.text, &source.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::single(
+                "--config",
+                format!("cannot read file {}: {}", path.display(), e.kind()),
+            )
+        })?,
+        (None, None) => DEMO_CONFIG.to_owned(),
+    };
+    let base = File::from_str(&text, FileFormat::Toml);
+    let mut environment = Environment::with_prefix("TOKENMINT")
+        .separator("__")
+        .try_parsing(true);
+    if let Env::Fixed(vars) = &source.env {
+        environment = environment.source(Some(vars.clone().into_iter().collect()));
+    }
+    let layered = Config::builder()
+        .add_source(base)
+        .add_source(environment)
+        .build()
+        .map_err(|e| ConfigError::single("(file)", e.to_string()))?;
+
+    let mut unknown = Vec::new();
+    let raw: raw::RawConfig = serde_ignored::deserialize(layered, |path| {
+        unknown.push(path.to_string());
+    })
+    .map_err(|e| ConfigError::single("(file)", e.to_string()))?;
+
+    let mut problems: Vec<Problem> = unknown
+        .into_iter()
+        .map(|path| Problem {
+            path,
+            message: "unknown key".into(),
+        })
+        .collect();
+    let settings = build::build(raw, &source.env, &mut problems);
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+#[cfg(test)]
+mod tests;

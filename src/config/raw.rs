@@ -1,0 +1,146 @@
+//! The configuration file as written: every field optional so that one pass can report every
+//! problem. Unknown keys are collected by the loader, not rejected by serde, for the same reason.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    pub auth: BTreeMap<String, RawAuth>,
+    #[serde(default)]
+    pub apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub request_timeout: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub allow_literal_secrets: Option<bool>,
+    pub default_app: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAccount {
+    pub account_sid: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub auth_tokens: Vec<String>,
+    #[serde(default)]
+    pub signing_keys: Vec<RawSigningKey>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSigningKey {
+    pub sid: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// Both kinds in one struct; fields of the other kind are reported as problems.
+#[derive(Debug, Deserialize)]
+pub struct RawAuth {
+    pub kind: Option<String>,
+    // kind = "jwt"
+    pub issuer: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub algorithms: Option<Vec<String>>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<String>,
+    pub hs256_secret: Option<String>,
+    pub leeway: Option<String>,
+    pub jwks_cache_ttl: Option<String>,
+    pub jwks_refetch_cooldown: Option<String>,
+    pub jwks_max_stale: Option<String>,
+    // kind = "gateway"
+    pub identity_header: Option<String>,
+    pub claim_headers: Option<BTreeMap<String, String>>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub shared_secret_header: Option<String>,
+    pub shared_secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawApp {
+    pub account: Option<String>,
+    pub auth: Option<String>,
+    pub identity: Option<String>,
+    pub ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    pub cors_allow_credentials: Option<bool>,
+    pub rate_limit: Option<String>,
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGrants {
+    pub voice: Option<RawVoice>,
+    pub video: Option<RawVideo>,
+    pub chat: Option<RawChat>,
+    pub sync: Option<RawSync>,
+    pub task_router: Option<RawTaskRouter>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawVoice {
+    pub outgoing_application_sid: Option<String>,
+    #[serde(default)]
+    pub outgoing_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub incoming: bool,
+    #[serde(default)]
+    pub push_credentials: BTreeMap<String, String>,
+    #[serde(default)]
+    pub require_claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawVideo {
+    pub rooms: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawChat {
+    pub service_sid: Option<String>,
+    pub deployment_role_sid: Option<String>,
+    #[serde(default)]
+    pub push_credentials: BTreeMap<String, String>,
+    #[serde(default)]
+    pub require_claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSync {
+    pub service_sid: Option<String>,
+    #[serde(default)]
+    pub require_claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTaskRouter {
+    pub workspace_sid: Option<String>,
+    pub worker_sid: Option<String>,
+    pub role: Option<String>,
+    #[serde(default)]
+    pub require_claims: BTreeMap<String, String>,
+}

@@ -1,0 +1,335 @@
+//! `GET|POST /token[?app=]` and `GET|POST /apps/{app}/token`: extract, then hand over to auth,
+//! policy and signing. The app comes from the path or query only, never the body.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{ApiError, AppState, no_store};
+use crate::audit;
+use crate::auth::{Authenticator, Credentials};
+use crate::policy::{GrantKind, MintRequest};
+use crate::runtime::{MintError, Runtime, unix_now};
+
+const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    token: &'a str,
+    identity: &'a str,
+    app: &'a str,
+    grants: Vec<&'static str>,
+    ttl: u64,
+    expires_at: String,
+}
+
+pub async fn named_app(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    request: Request,
+) -> Response {
+    handle(state, Some(app), request).await
+}
+
+pub async fn default_app(State(state): State<AppState>, request: Request) -> Response {
+    handle(state, None, request).await
+}
+
+async fn handle(state: AppState, path_app: Option<String>, request: Request) -> Response {
+    let request_id = request_id(request.headers());
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let runtime = state.runtime();
+    let query_app = match app_from_query(&request, path_app.is_some()) {
+        Ok(app) => app,
+        Err(error) => return reject(error, "", &request_id, client),
+    };
+    let app_name = path_app
+        .or(query_app)
+        .or_else(|| runtime.server.default_app.clone())
+        .unwrap_or_default();
+    let ctx = audit::Context {
+        app: &app_name,
+        request_id: &request_id,
+        client,
+    };
+    let mut response = match mint(&runtime, &app_name, request, client).await {
+        Ok(response) => {
+            audit::minted(&ctx, &response.1);
+            response.0
+        }
+        Err(error) => {
+            audit::denied(&ctx, error.code, &error.reason);
+            error.into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    no_store(response)
+}
+
+fn reject(error: ApiError, app: &str, request_id: &str, client: Option<SocketAddr>) -> Response {
+    let ctx = audit::Context {
+        app,
+        request_id,
+        client,
+    };
+    audit::denied(&ctx, error.code, &error.reason);
+    error.into_response()
+}
+
+async fn mint(
+    runtime: &Runtime,
+    app_name: &str,
+    request: Request,
+    client: Option<SocketAddr>,
+) -> Result<(Response, crate::runtime::Minted), ApiError> {
+    let app = runtime
+        .apps
+        .get(app_name)
+        .ok_or_else(ApiError::unknown_app)?;
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !app.cors.allows(origin.as_bytes())
+    {
+        return Err(ApiError::origin_not_allowed());
+    }
+    let limit = runtime.server.max_body_bytes;
+    if content_length(request.headers()).is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::payload_too_large());
+    }
+
+    let authenticator = runtime
+        .authenticators
+        .get(&app.auth)
+        .ok_or_else(|| ApiError::internal("app names a missing authenticator"))?;
+    let now = unix_now();
+    let principal = authenticator
+        .authenticate(Credentials {
+            headers: request.headers(),
+            peer: client,
+            now,
+        })
+        .await
+        .map_err(|e| ApiError::from_auth(e, matches!(authenticator, Authenticator::Jwt(_))))?;
+
+    let mint_request = read_request(request, limit).await?;
+    let minted = Runtime::mint(app, &principal, &mint_request, now).map_err(|e| match e {
+        MintError::Denied(denial) => ApiError::from(denial),
+        MintError::Sign(e) => ApiError::internal(e.to_string()),
+    })?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(minted.expires_at as i64)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    let body = TokenResponse {
+        token: &minted.token,
+        identity: &minted.identity,
+        app: app_name,
+        grants: minted.kinds.iter().map(|k| k.as_str()).collect(),
+        ttl: minted.ttl_secs,
+        expires_at,
+    };
+    let response = Json(body).into_response();
+    Ok((response, minted))
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `app` from the query of `/token`; naming it on `/apps/{app}/token` too is ambiguous.
+fn app_from_query(request: &Request, has_path_app: bool) -> Result<Option<String>, ApiError> {
+    let mut apps = query_pairs(request).filter(|(k, _)| k == "app");
+    let app = apps.next().map(|(_, v)| v.into_owned());
+    if apps.next().is_some() {
+        return Err(ApiError::invalid_request("app is given more than once"));
+    }
+    if app.is_some() && has_path_app {
+        return Err(ApiError::invalid_request("app is chosen by the path here"));
+    }
+    Ok(app)
+}
+
+fn query_pairs(request: &Request) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+}
+
+/// The client's request: query parameters for GET, an optional JSON body for POST.
+async fn read_request(request: Request, limit: usize) -> Result<MintRequest, ApiError> {
+    if request.method() == Method::GET {
+        return from_query(&request);
+    }
+    if let Some((key, _)) = query_pairs(&request).find(|(k, _)| k != "app") {
+        return Err(forbidden_or_unknown(&key).unwrap_or_else(|| {
+            ApiError::invalid_request("POST takes its fields in a JSON body, not the query")
+        }));
+    }
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .map(|mime| mime == "application/json" || mime.ends_with("+json"));
+    let body = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large())?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(MintRequest::default());
+    }
+    if is_json != Some(true) {
+        return Err(ApiError::invalid_request(
+            "the body must be application/json",
+        ));
+    }
+    from_json(&body)
+}
+
+/// 400 for fields a client must never send, with a reason that says why.
+fn forbidden_or_unknown(key: &str) -> Option<ApiError> {
+    match key {
+        "identity" | "account_sid" => Some(ApiError::invalid_request(format!(
+            "{key} cannot be requested: it comes from the verified caller and the app's policy"
+        ))),
+        "grants" | "room" | "ttl" | "platform" | "device_id" => None,
+        other => Some(ApiError::invalid_request(format!(
+            "unknown field {:?}",
+            truncate(other)
+        ))),
+    }
+}
+
+fn truncate(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]).into(),
+        None => s.into(),
+    }
+}
+
+fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
+    GrantKind::parse(name.trim())
+        .ok_or_else(|| ApiError::invalid_request(format!("unknown grant {:?}", truncate(name))))
+}
+
+fn once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), ApiError> {
+    if slot.replace(value).is_some() {
+        return Err(ApiError::invalid_request(format!(
+            "{key} is given more than once"
+        )));
+    }
+    Ok(())
+}
+
+fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
+    let mut out = MintRequest::default();
+    for (key, value) in query_pairs(request) {
+        if key == "app" {
+            continue;
+        }
+        if let Some(error) = forbidden_or_unknown(&key) {
+            return Err(error);
+        }
+        match &*key {
+            "grants" => {
+                let grants = out.grants.get_or_insert_with(Vec::new);
+                for name in value.split(',') {
+                    grants.push(parse_grant(name)?);
+                }
+            }
+            "room" => once(&mut out.room, "room", value.into_owned())?,
+            "ttl" => {
+                let ttl = value.parse::<u64>().map_err(|_| {
+                    ApiError::invalid_request("ttl must be a whole number of seconds")
+                })?;
+                once(&mut out.ttl_secs, "ttl", ttl)?;
+            }
+            "platform" => once(&mut out.platform, "platform", value.into_owned())?,
+            _ => once(&mut out.device_id, "device_id", value.into_owned())?,
+        }
+    }
+    Ok(out)
+}
+
+fn from_json(body: &[u8]) -> Result<MintRequest, ApiError> {
+    let object: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) => return Err(ApiError::invalid_request("the body must be a JSON object")),
+        Err(_) => return Err(ApiError::invalid_request("the body is not valid JSON")),
+    };
+    let mut out = MintRequest::default();
+    for (key, value) in &object {
+        if let Some(error) = forbidden_or_unknown(key) {
+            return Err(error);
+        }
+        if value.is_null() {
+            continue;
+        }
+        let text = |value: &Value| {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::invalid_request(format!("{key} must be a string")))
+        };
+        match key.as_str() {
+            "grants" => {
+                let names = value
+                    .as_array()
+                    .ok_or_else(|| ApiError::invalid_request("grants must be an array of names"))?;
+                let grants = names
+                    .iter()
+                    .map(|name| {
+                        name.as_str()
+                            .ok_or_else(|| {
+                                ApiError::invalid_request("grants must be an array of names")
+                            })
+                            .and_then(parse_grant)
+                    })
+                    .collect::<Result<_, _>>()?;
+                out.grants = Some(grants);
+            }
+            "ttl" => {
+                out.ttl_secs = Some(value.as_u64().ok_or_else(|| {
+                    ApiError::invalid_request("ttl must be a whole number of seconds")
+                })?);
+            }
+            "room" => out.room = Some(text(value)?),
+            "platform" => out.platform = Some(text(value)?),
+            _ => out.device_id = Some(text(value)?),
+        }
+    }
+    Ok(out)
+}
