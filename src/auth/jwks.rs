@@ -35,8 +35,9 @@ pub struct RemoteKeys {
     refetch_cooldown: Duration,
     max_stale: Duration,
     loaded: ArcSwapOption<Loaded>,
-    /// When the last fetch started; held during a fetch so concurrent misses share it.
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last on-demand fetch (for an unknown `kid`, or with no keys yet) started; held
+    /// during that fetch so concurrent misses share it. Scheduled refreshes do not count.
+    last_refetch: Mutex<Option<Instant>>,
     started: AtomicBool,
 }
 
@@ -72,7 +73,7 @@ impl RemoteKeys {
             refetch_cooldown,
             max_stale,
             loaded: ArcSwapOption::empty(),
-            last_fetch: Mutex::new(None),
+            last_refetch: Mutex::new(None),
             started: AtomicBool::new(false),
         }
     }
@@ -98,7 +99,7 @@ impl RemoteKeys {
 
     /// Fetches unless a fetch started within the cooldown; returns the set afterwards.
     async fn refetch(&self) -> Option<Arc<KeySet>> {
-        let mut last = self.last_fetch.lock().await;
+        let mut last = self.last_refetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.refetch_cooldown) {
             return self.current();
         }
@@ -118,11 +119,7 @@ impl RemoteKeys {
             let mut backoff = Duration::from_secs(1);
             loop {
                 let Some(this) = weak.upgrade() else { break };
-                let ok = {
-                    let mut last = this.last_fetch.lock().await;
-                    *last = Some(Instant::now());
-                    this.fetch_and_store().await
-                };
+                let ok = this.fetch_and_store().await;
                 let delay = if ok {
                     backoff = Duration::from_secs(1);
                     this.cache_ttl

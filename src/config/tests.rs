@@ -1,1 +1,423 @@
+use std::collections::HashMap;
+use std::io::Write;
 
+use super::*;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const KEY: &str = "SKfedcba9876543210fedcba9876543210";
+const KEY2: &str = "SK00000000000000000000000000000002";
+const SECRET: &str = "known-api-key-secret-value-0001";
+const SECRET2: &str = "known-api-key-secret-value-0002";
+const HS_SECRET: &str = "known-hs256-client-secret-0123456789abcdef";
+
+fn env() -> Env {
+    Env::Fixed(HashMap::from([
+        ("ACCOUNT".into(), ACCOUNT.into()),
+        ("KEY".into(), KEY.into()),
+        ("SECRET".into(), SECRET.into()),
+        ("KEY2".into(), KEY2.into()),
+        ("SECRET2".into(), SECRET2.into()),
+        ("HS".into(), HS_SECRET.into()),
+    ]))
+}
+
+const VALID: &str = r#"
+[server]
+listen = "127.0.0.1:8081"
+admin_listen = "127.0.0.1:9091"
+default_app = "support"
+
+[accounts.main]
+account_sid = "env:ACCOUNT"
+region = "ie1"
+[[accounts.main.signing_keys]]
+sid = "env:KEY"
+secret = "env:SECRET"
+[[accounts.main.signing_keys]]
+sid = "env:KEY2"
+secret = "env:SECRET2"
+
+[auth.corp]
+kind = "jwt"
+issuer = "https://login.example.com/"
+audiences = ["support-web"]
+algorithms = ["HS256"]
+hs256_secret = "env:HS"
+
+[auth.edge]
+kind = "gateway"
+identity_header = "X-Authenticated-User"
+claim_headers = { email = "X-Authenticated-Email" }
+trusted_proxies = ["10.0.0.0/8", "192.168.1.1"]
+
+[apps.support]
+account = "main"
+auth = "corp"
+identity = "{sub|hash}"
+ttl = "30m"
+max_ttl = "4h"
+cors_origins = ["https://support.example.com", "http://localhost:3000"]
+rate_limit = "30/min"
+
+[apps.support.grants.voice]
+incoming = true
+outgoing_application_sid = "AP00112233445566778899aabbccddeeff"
+outgoing_params = { agent = "{sub}" }
+push_credentials = { ios = "CR00112233445566778899aabbccddeeff" }
+require_claims = { roles = "agent" }
+
+[apps.support.grants.video]
+rooms = ["support-*"]
+
+[apps.edge]
+account = "main"
+auth = "edge"
+identity = "user_{email|hash}"
+
+[apps.edge.grants.sync]
+service_sid = "IS00112233445566778899aabbccddeeff"
+"#;
+
+fn load_text(toml: &str) -> Result<Settings, ConfigError> {
+    load(&Source::text(toml).with_env(env()))
+}
+
+fn problems(toml: &str) -> Vec<Problem> {
+    load_text(toml)
+        .expect_err("configuration was accepted")
+        .problems
+}
+
+fn has(problems: &[Problem], path: &str, fragment: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.path == path && p.message.contains(fragment))
+}
+
+#[track_caller]
+fn assert_problem(problems: &[Problem], path: &str, fragment: &str) {
+    assert!(
+        has(problems, path, fragment),
+        "no problem at {path} containing {fragment:?} in {problems:#?}"
+    );
+}
+
+#[test]
+fn built_in_demo_configuration_is_valid() {
+    let settings = load(&Source::default()).unwrap();
+    assert_eq!(settings.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(settings.server.allow_literal_secrets);
+    assert_eq!(settings.server.default_app.as_deref(), Some("demo"));
+    assert!(settings.apps.contains_key("demo"));
+}
+
+#[test]
+fn a_valid_file_becomes_domain_types() {
+    let settings = load_text(VALID).unwrap();
+    let account = &settings.accounts["main"];
+    assert_eq!(account.signers.len(), 2);
+    assert_eq!(account.signer().key_sid().as_str(), KEY);
+    assert_eq!(account.region.as_deref(), Some("ie1"));
+    let app = &settings.apps["support"];
+    assert_eq!(app.policy.ttl_secs, 1800);
+    assert_eq!(app.policy.max_ttl_secs, 4 * 3600);
+    assert_eq!(
+        app.rate_limit,
+        Some(RateLimit {
+            count: 30,
+            per: Duration::from_secs(60)
+        })
+    );
+    assert!(app.cors.allows(b"https://support.example.com"));
+    assert!(!app.cors.allows(b"https://support.example.com/"));
+    assert_eq!(
+        settings.server.admin_listen.unwrap().to_string(),
+        "127.0.0.1:9091"
+    );
+}
+
+#[test]
+fn defaults_come_from_code_not_the_demo_file() {
+    let minimal = r#"
+[accounts.a]
+account_sid = "env:ACCOUNT"
+[[accounts.a.signing_keys]]
+sid = "env:KEY"
+secret = "env:SECRET"
+[auth.g]
+kind = "gateway"
+identity_header = "X-User"
+trusted_proxies = ["127.0.0.1"]
+[apps.x]
+account = "a"
+auth = "g"
+[apps.x.grants.video]
+rooms = ["*"]
+"#;
+    let settings = load_text(minimal).unwrap();
+    assert_eq!(settings.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.server.admin_listen, None);
+    assert_eq!(settings.server.request_timeout, Duration::from_secs(10));
+    assert_eq!(settings.server.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(settings.server.max_body_bytes, 16384);
+    assert!(!settings.server.allow_literal_secrets);
+    assert_eq!(settings.server.default_app, None);
+    assert_eq!(settings.log.format, LogFormat::Json);
+    assert_eq!(settings.log.level, "info");
+    let app = &settings.apps["x"];
+    assert_eq!((app.policy.ttl_secs, app.policy.max_ttl_secs), (3600, 3600));
+    // nothing inherited from the demo file
+    assert!(!settings.apps.contains_key("demo"));
+    assert!(!settings.accounts.contains_key("demo"));
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let mut vars = match env() {
+        Env::Fixed(vars) => vars,
+        Env::Process => unreachable!(),
+    };
+    vars.insert("TOKENMINT__SERVER__LISTEN".into(), "127.0.0.1:9999".into());
+    vars.insert("TOKENMINT__APPS__SUPPORT__TTL".into(), "2h".into());
+    vars.insert("TOKENMINT__SERVER__MAX_BODY_BYTES".into(), "2048".into());
+    let settings = load(&Source::text(VALID).with_env(Env::Fixed(vars))).unwrap();
+    assert_eq!(settings.server.listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(settings.apps["support"].policy.ttl_secs, 7200);
+    assert_eq!(settings.server.max_body_bytes, 2048);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key_path() {
+    let broken = r#"
+[server]
+lisen = "0.0.0.0:1"
+default_app = "nope"
+
+[accounts.main]
+account_sid = "AC123"
+[[accounts.main.signing_keys]]
+sid = "env:KEY"
+secret = "env:MISSING_SECRET_VAR"
+
+[auth.corp]
+kind = "jwt"
+issuer = ""
+audiences = []
+algorithms = ["none", "RS256"]
+jwks_url = "http://idp.example.com/jwks.json"
+
+[auth.short]
+kind = "jwt"
+issuer = "https://i/"
+audiences = ["a"]
+algorithms = ["HS256"]
+hs256_secret = "env:SECRET2"
+
+[auth.edge]
+kind = "gateway"
+identity_header = "X-User"
+issuer = "https://wrong-kind/"
+
+[apps.support]
+account = "ghost"
+auth = "edge"
+identity = "{email}"
+ttl = "2h"
+max_ttl = "25h"
+ttll = "1h"
+cors_origins = ["*", "https://ok.example.com/path"]
+rate_limit = "lots"
+
+[apps.support.grants.voice]
+outgoing_application_sid = "XX00112233445566778899aabbccddeeff"
+[apps.support.grants.fax]
+number = "1"
+"#;
+    let problems = problems(broken);
+    assert_problem(&problems, "server.lisen", "unknown key");
+    assert_problem(&problems, "apps.support.ttll", "unknown key");
+    assert_problem(&problems, "apps.support.grants.fax", "unknown key");
+    assert_problem(&problems, "server.default_app", "\"nope\"");
+    assert_problem(&problems, "accounts.main.account_sid", "account SID");
+    assert_problem(
+        &problems,
+        "accounts.main.signing_keys[0].secret",
+        "MISSING_SECRET_VAR",
+    );
+    assert_problem(&problems, "auth.corp.issuer", "empty");
+    assert_problem(&problems, "auth.corp.audiences", "at least one");
+    assert_problem(&problems, "auth.corp.algorithms[0]", "\"none\"");
+    assert_problem(&problems, "auth.corp.jwks_url", "https");
+    assert_problem(&problems, "auth.short.hs256_secret", "32 bytes");
+    assert_problem(
+        &problems,
+        "auth.edge.issuer",
+        "not a setting of kind \"gateway\"",
+    );
+    assert_problem(&problems, "auth.edge", "trusted_proxies");
+    assert_problem(&problems, "apps.support.account", "\"ghost\"");
+    assert_problem(&problems, "apps.support.identity", "\"email\"");
+    assert_problem(&problems, "apps.support.max_ttl", "24h");
+    assert_problem(&problems, "apps.support.cors_origins[0]", "wildcard");
+    assert_problem(&problems, "apps.support.cors_origins[1]", "no path");
+    assert_problem(&problems, "apps.support.rate_limit", "\"lots\"");
+    assert_problem(
+        &problems,
+        "apps.support.grants.voice.outgoing_application_sid",
+        "TwiML application SID",
+    );
+}
+
+#[test]
+fn ttl_may_not_exceed_max_ttl() {
+    let toml = VALID.replace("ttl = \"30m\"", "ttl = \"5h\"");
+    assert_problem(&problems(&toml), "apps.support.ttl", "max_ttl");
+}
+
+#[test]
+fn literal_secrets_are_refused_unless_allowed() {
+    let toml = VALID.replace("secret = \"env:SECRET\"", &format!("secret = \"{SECRET}\""));
+    let problems = problems(&toml);
+    assert_problem(
+        &problems,
+        "accounts.main.signing_keys[0].secret",
+        "references",
+    );
+    let allowed = toml.replace("[server]", "[server]\nallow_literal_secrets = true");
+    assert!(load_text(&allowed).is_ok());
+}
+
+#[test]
+fn errors_and_debug_output_never_contain_secret_values() {
+    // A secret that is present but too short, and a literal one that is refused.
+    let toml = VALID
+        .replace("hs256_secret = \"env:HS\"", "hs256_secret = \"env:SECRET\"")
+        .replace(
+            "secret = \"env:SECRET2\"",
+            &format!("secret = \"{HS_SECRET}\""),
+        );
+    let error = load_text(&toml).unwrap_err();
+    let text = format!("{error}\n{error:?}");
+    for secret in [SECRET, SECRET2, HS_SECRET] {
+        assert!(!text.contains(secret), "secret leaked in: {text}");
+    }
+
+    let settings = load_text(VALID).unwrap();
+    let debug = format!("{settings:?}");
+    for secret in [SECRET, SECRET2, HS_SECRET] {
+        assert!(!debug.contains(secret), "secret leaked in Debug output");
+    }
+    assert!(
+        debug.contains(KEY),
+        "Debug output should still name key SIDs"
+    );
+}
+
+#[test]
+fn file_references_are_read_once_at_load() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{SECRET}").unwrap();
+    let toml = VALID.replace(
+        "secret = \"env:SECRET\"",
+        &format!("secret = \"file:{}\"", file.path().display()),
+    );
+    assert!(load_text(&toml).is_ok());
+
+    let missing = VALID.replace(
+        "secret = \"env:SECRET\"",
+        "secret = \"file:/nonexistent/tm-secret\"",
+    );
+    assert_problem(
+        &problems(&missing),
+        "accounts.main.signing_keys[0].secret",
+        "/nonexistent/tm-secret",
+    );
+}
+
+#[test]
+fn a_config_file_that_cannot_be_read_is_named() {
+    let error = load(&Source::file("/nonexistent/tokenmint.toml")).unwrap_err();
+    assert_eq!(error.problems[0].path, "--config");
+    assert!(
+        error.problems[0]
+            .message
+            .contains("/nonexistent/tokenmint.toml")
+    );
+}
+
+#[test]
+fn syntax_errors_are_configuration_errors() {
+    let error = load_text("[server\nlisten=").unwrap_err();
+    assert_eq!(error.problems.len(), 1);
+}
+
+#[test]
+fn jwt_authenticators_need_exactly_one_key_source() {
+    let none = VALID.replace("hs256_secret = \"env:HS\"", "");
+    assert_problem(&problems(&none), "auth.corp", "exactly one key source");
+    let two = VALID.replace(
+        "hs256_secret = \"env:HS\"",
+        "hs256_secret = \"env:HS\"\njwks_url = \"https://login.example.com/jwks\"",
+    );
+    assert_problem(&problems(&two), "auth.corp", "exactly one key source");
+}
+
+#[test]
+fn key_sets_never_verify_hmac_and_secrets_verify_only_hs256() {
+    let jwks_with_hmac = VALID.replace(
+        "hs256_secret = \"env:HS\"",
+        "jwks_url = \"https://login.example.com/jwks\"",
+    );
+    assert_problem(&problems(&jwks_with_hmac), "auth.corp.algorithms", "HMAC");
+    let secret_with_rsa = VALID.replace(
+        "algorithms = [\"HS256\"]",
+        "algorithms = [\"HS256\", \"RS256\"]",
+    );
+    assert_problem(
+        &problems(&secret_with_rsa),
+        "auth.corp.algorithms",
+        "HS256 only",
+    );
+}
+
+#[test]
+fn jwks_urls_may_be_http_only_on_loopback() {
+    for url in [
+        "http://127.0.0.1:9000/jwks",
+        "http://localhost/jwks",
+        "http://[::1]/jwks",
+        "https://idp/jwks",
+    ] {
+        let toml = VALID
+            .replace("algorithms = [\"HS256\"]", "algorithms = [\"RS256\"]")
+            .replace(
+                "hs256_secret = \"env:HS\"",
+                &format!("jwks_url = \"{url}\""),
+            );
+        assert!(load_text(&toml).is_ok(), "{url} refused");
+    }
+}
+
+#[test]
+fn gateway_templates_may_use_only_supplied_claims() {
+    let toml = VALID.replace(
+        "identity = \"user_{email|hash}\"",
+        "identity = \"{groups}\"",
+    );
+    assert_problem(&problems(&toml), "apps.edge.identity", "\"groups\"");
+}
+
+#[test]
+fn an_app_must_offer_a_grant() {
+    let toml = VALID.replace(
+        "[apps.edge.grants.sync]\nservice_sid = \"IS00112233445566778899aabbccddeeff\"",
+        "",
+    );
+    assert_problem(&problems(&toml), "apps.edge.grants", "at least one grant");
+}
+
+#[test]
+fn unknown_authenticator_kinds_are_refused() {
+    let toml = VALID.replace("kind = \"gateway\"", "kind = \"saml\"");
+    assert_problem(&problems(&toml), "auth.edge.kind", "\"saml\"");
+}

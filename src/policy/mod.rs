@@ -6,7 +6,7 @@ mod template;
 
 use std::collections::BTreeMap;
 
-pub use rooms::{MAX_ROOM_BYTES, Rooms};
+pub use rooms::{DefaultRoom, MAX_ROOM_BYTES, Rooms};
 pub use template::Template;
 
 use crate::auth::Principal;
@@ -336,9 +336,16 @@ impl AppPolicy {
                         Some(_) => {
                             return Err(deny(RoomNotAllowed, "room matches no allowed pattern"));
                         }
-                        None => policy.rooms.default_room(principal).map_err(|()| {
-                            deny(RoomRequired, "policy cannot choose a room; the client must")
-                        })?,
+                        None => match policy.rooms.default_room(principal) {
+                            DefaultRoom::Every => None,
+                            DefaultRoom::Room(room) => Some(room),
+                            DefaultRoom::CallerMustChoose => {
+                                return Err(deny(
+                                    RoomRequired,
+                                    "policy cannot choose a room; the client must",
+                                ));
+                            }
+                        },
                     };
                     grants.video = Some(VideoGrant { room });
                 }
@@ -411,7 +418,8 @@ impl AppPolicy {
             }
             None => {
                 let video_defaults = |video: &VideoPolicy| {
-                    request.room.is_some() || video.rooms.default_room(principal).is_ok()
+                    request.room.is_some()
+                        || video.rooms.default_room(principal) != DefaultRoom::CallerMustChoose
                 };
                 let kinds: Vec<GrantKind> = self
                     .offered()

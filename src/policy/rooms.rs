@@ -21,6 +21,17 @@ pub struct RoomPattern {
     template: Template,
 }
 
+/// What a video grant holds when the caller names no room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultRoom {
+    /// No `room`: the token is valid for every room (`rooms = ["*"]`).
+    Every,
+    /// The one room a single literal pattern names.
+    Room(String),
+    /// The policy cannot choose.
+    CallerMustChoose,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Token {
     Text(String),
@@ -63,28 +74,25 @@ impl Rooms {
         }
     }
 
-    /// The room a token gets when the caller names none: `Ok(None)` means every room, `Err`
-    /// means the policy cannot choose and the caller must name one.
-    pub fn default_room(&self, principal: &Principal) -> Result<Option<String>, ()> {
-        match self {
-            Rooms::Any => Ok(None),
-            Rooms::Patterns(patterns) => match patterns.as_slice() {
-                [only] => match only.tokens(principal).as_deref() {
-                    Some([]) => Err(()),
-                    Some(tokens) => {
-                        let mut room = String::new();
-                        for token in tokens {
-                            match token {
-                                Token::Text(text) => room.push_str(text),
-                                Token::Star => return Err(()),
-                            }
-                        }
-                        Ok(Some(room))
-                    }
-                    None => Err(()),
-                },
-                _ => Err(()),
-            },
+    /// The room a token gets when the caller names none.
+    pub fn default_room(&self, principal: &Principal) -> DefaultRoom {
+        let Rooms::Patterns(patterns) = self else {
+            return DefaultRoom::Every;
+        };
+        let [only] = patterns.as_slice() else {
+            return DefaultRoom::CallerMustChoose;
+        };
+        let mut room = String::new();
+        for token in only.tokens(principal).unwrap_or_default() {
+            match token {
+                Token::Text(text) => room.push_str(&text),
+                Token::Star => return DefaultRoom::CallerMustChoose,
+            }
+        }
+        if room.is_empty() {
+            DefaultRoom::CallerMustChoose
+        } else {
+            DefaultRoom::Room(room)
         }
     }
 }
@@ -168,7 +176,7 @@ mod tests {
     fn star_alone_allows_every_room_and_defaults_to_all() {
         let r = rooms(&["*"]);
         assert!(r.allows("anything", &alice()));
-        assert_eq!(r.default_room(&alice()), Ok(None));
+        assert_eq!(r.default_room(&alice()), DefaultRoom::Every);
     }
 
     #[test]
@@ -213,11 +221,15 @@ mod tests {
     fn default_room_only_for_exactly_one_literal_pattern() {
         assert_eq!(
             rooms(&["user-{sub}"]).default_room(&alice()),
-            Ok(Some("user-alice".into()))
+            DefaultRoom::Room("user-alice".into())
         );
-        assert_eq!(rooms(&["support-*"]).default_room(&alice()), Err(()));
-        assert_eq!(rooms(&["a", "b"]).default_room(&alice()), Err(()));
-        assert_eq!(rooms(&["{missing}"]).default_room(&alice()), Err(()));
+        for patterns in [&["support-*"][..], &["a", "b"], &["{missing}"]] {
+            assert_eq!(
+                rooms(patterns).default_room(&alice()),
+                DefaultRoom::CallerMustChoose,
+                "{patterns:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,392 @@
+//! The `tokenmint` binary: its commands, exit statuses, and what it prints and logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokenmint");
+const HS_SECRET: &str = "caller-hs256-secret-0123456789abcdef";
+
+fn tokenmint(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .envs(test_env())
+        .env("T_HS", HS_SECRET);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A configuration for the binary: secrets by reference, an HS256 caller authenticator.
+fn config_file(extra: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+{extra}
+
+[log]
+format = "json"
+level = "debug"
+
+[accounts.main]
+account_sid = "env:T_ACCOUNT_SID"
+region = "ie1"
+[[accounts.main.signing_keys]]
+sid = "env:T_KEY_SID"
+secret = "env:T_KEY_SECRET"
+
+[auth.corp]
+kind = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+algorithms = ["HS256"]
+hs256_secret = "env:T_HS"
+
+[auth.edge]
+kind = "gateway"
+identity_header = "X-Authenticated-User"
+trusted_proxies = ["10.0.0.0/8"]
+shared_secret_header = "X-Gateway-Secret"
+shared_secret = "env:T_GATEWAY_SECRET"
+
+[apps.support]
+account = "main"
+auth = "corp"
+[apps.support.grants.video]
+rooms = ["support-*"]
+[apps.support.grants.chat]
+service_sid = "{IS_CHAT}"
+
+[apps.edge]
+account = "main"
+auth = "edge"
+[apps.edge.grants.chat]
+service_sid = "{IS_CHAT}"
+"#
+    );
+    std::fs::write(file.path(), toml).unwrap();
+    file
+}
+
+fn path_of(file: &tempfile::NamedTempFile) -> &str {
+    file.path().to_str().unwrap()
+}
+
+#[test]
+fn check_config_prints_a_summary_without_secrets() {
+    let file = config_file("");
+    let output = tokenmint(&["check-config", "--config", path_of(&file)])
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.starts_with("configuration OK"), "{stdout}");
+    assert!(stdout.contains(KEY_SID));
+    assert!(stdout.contains("app support"));
+    for secret in [KEY_SECRET, GATEWAY_SECRET, HS_SECRET] {
+        assert!(!stdout.contains(secret));
+    }
+}
+
+#[test]
+fn check_config_exits_2_listing_every_problem() {
+    let file = config_file("default_app = \"missing\"\nmax_body_bytes = 0");
+    let output = tokenmint(&["check-config", "--config", path_of(&file)])
+        .env_remove("T_KEY_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    for expected in [
+        "server.default_app",
+        "server.max_body_bytes",
+        "accounts.main.signing_keys[0].secret: environment variable T_KEY_SECRET is not set",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing from:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains(HS_SECRET) && !stderr.contains(GATEWAY_SECRET));
+}
+
+#[test]
+fn a_missing_secret_file_stops_start_up_with_status_2_naming_the_path() {
+    let file = config_file("");
+    let toml = std::fs::read_to_string(file.path()).unwrap().replace(
+        "secret = \"env:T_KEY_SECRET\"",
+        "secret = \"file:/nonexistent/tm/api-secret\"",
+    );
+    std::fs::write(file.path(), toml).unwrap();
+    let output = tokenmint(&["serve", "--config", path_of(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("/nonexistent/tm/api-secret"));
+}
+
+#[test]
+fn the_config_can_come_from_tokenmint_config() {
+    let file = config_file("");
+    let output = tokenmint(&["check-config"])
+        .env("TOKENMINT_CONFIG", path_of(&file))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        !text(&output.stdout).contains("app demo"),
+        "demo app leaked into a named file"
+    );
+}
+
+#[test]
+fn mint_and_decode_round_trip_offline() {
+    let file = config_file("");
+    let output = tokenmint(&[
+        "mint",
+        "--config",
+        path_of(&file),
+        "--app",
+        "support",
+        "--identity",
+        "olive",
+        "--grant",
+        "video",
+        "--room",
+        "support-7",
+        "--ttl",
+        "999999",
+    ])
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let token = text(&output.stdout).trim().to_owned();
+    let (header, payload) = decode_twilio(&token);
+    assert_eq!(header["twr"], "ie1");
+    assert_eq!(
+        payload["grants"],
+        json!({"video": {"room": "support-7"}, "identity": "olive"})
+    );
+    // ttl clamped to the app's max_ttl (which defaults to its ttl, 1h)
+    assert_eq!(
+        payload["exp"].as_u64().unwrap() - payload["nbf"].as_u64().unwrap(),
+        3600
+    );
+
+    let decoded = tokenmint(&["decode", &token, "--secret-env", "T_KEY_SECRET"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", text(&decoded.stdout));
+    let stdout = text(&decoded.stdout);
+    assert!(
+        stdout.contains("signature: valid") && stdout.contains("\"identity\": \"olive\""),
+        "{stdout}"
+    );
+
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let decoded = tokenmint(&["decode", &tampered, "--secret-env", "T_KEY_SECRET"])
+        .output()
+        .unwrap();
+    assert_eq!(decoded.status.code(), Some(1));
+    assert!(text(&decoded.stdout).contains("signature: INVALID"));
+}
+
+#[test]
+fn mint_goes_through_the_same_policy() {
+    let file = config_file("");
+    let output = tokenmint(&[
+        "mint",
+        "--config",
+        path_of(&file),
+        "--app",
+        "support",
+        "--identity",
+        "olive",
+        "--grant",
+        "video",
+        "--room",
+        "elsewhere",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stdout).is_empty(), "a token was printed");
+}
+
+/// A running `tokenmint serve`, its address read from its own log.
+struct Served {
+    child: Child,
+    addr: String,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+fn serve(file: &tempfile::NamedTempFile) -> Served {
+    let mut child = tokenmint(&["serve", "--config", path_of(file)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let stdout = std::thread::spawn(move || {
+        for line in lines {
+            seen.push_str(&line.unwrap());
+            seen.push('\n');
+        }
+        seen
+    });
+    Served {
+        child,
+        addr,
+        stdout,
+    }
+}
+
+fn stop(mut served: Served) -> (Option<i32>, String) {
+    Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = served.child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut served.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stdout = served.stdout.join().unwrap();
+    (status.code(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn logs_hold_audit_events_but_never_secrets_tokens_or_credentials() {
+    let file = config_file("");
+    let served = serve(&file);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/apps/support/token", served.addr);
+    let caller = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        None,
+        &claims("lena"),
+    );
+    let forged = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"not-the-secret-not-the-secret-00"),
+        None,
+        &claims("lena"),
+    );
+
+    let minted = client
+        .post(&url)
+        .bearer_auth(&caller)
+        .json(&json!({"room": "support-1"}))
+        .send()
+        .await
+        .unwrap();
+    let minted = expect(minted, 200).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = client.post(&url).bearer_auth(&forged).send().await.unwrap();
+    expect_problem(refused, 401, "unauthenticated").await;
+    let denied = client
+        .post(&url)
+        .bearer_auth(&caller)
+        .json(&json!({"identity": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(denied, 400, "invalid_request").await;
+    let gateway = client
+        .post(format!("http://{}/apps/edge/token", served.addr))
+        .header("X-Gateway-Secret", GATEWAY_SECRET)
+        .header("X-Authenticated-User", "gus")
+        .send()
+        .await
+        .unwrap();
+    let gateway_token = expect(gateway, 200).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0), "SIGTERM should exit 0; logs:\n{logs}");
+    for secret in [
+        KEY_SECRET,
+        GATEWAY_SECRET,
+        HS_SECRET,
+        &caller,
+        &forged,
+        &minted,
+        &gateway_token,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret or token appears in the logs:\n{logs}"
+        );
+    }
+    assert!(
+        !logs.contains("eyJ"),
+        "something token-like appears in the logs:\n{logs}"
+    );
+    let events: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let audit: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["target"] == "tokenmint::audit")
+        .collect();
+    let minted_events: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "token_minted")
+        .collect();
+    assert_eq!(minted_events.len(), 2, "{audit:#?}");
+    assert_eq!(minted_events[0]["app"], "support");
+    assert_eq!(minted_events[0]["identity"], "lena");
+    assert_eq!(minted_events[0]["key_sid"], KEY_SID);
+    assert!(
+        minted_events[0]["jti"]
+            .as_str()
+            .unwrap()
+            .starts_with(KEY_SID)
+    );
+    let denied_codes: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "token_denied")
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(denied_codes, ["unauthenticated", "invalid_request"]);
+}
+
+#[test]
+fn sigterm_makes_the_server_exit_0() {
+    let file = config_file("shutdown_grace = \"2s\"");
+    let served = serve(&file);
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0), "{logs}");
+    assert!(logs.contains("shutdown requested"));
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real router on a real socket, real JWTs, a real JWKS server.
+
+mod helpers;
+
+mod cli;
+mod jwks;
+mod token;
