@@ -17,17 +17,18 @@ pub struct Context<'a> {
 
 pub fn minted(ctx: &Context<'_>, minted: &Minted) {
     let grants: Vec<&str> = minted.kinds.iter().map(|k| k.as_str()).collect();
+    let grants = grants.join(",");
     tracing::info!(
         target: TARGET,
         event = "token_minted",
         app = ctx.app,
         identity = %minted.identity,
-        grants = ?grants,
+        grants = %grants,
         ttl = minted.ttl_secs,
         jti = %minted.jti,
         key_sid = %minted.key_sid,
         request_id = ctx.request_id,
-        client = ?ctx.client,
+        client = ctx.client.map(tracing::field::display),
         "token minted"
     );
 }
@@ -40,7 +41,7 @@ pub fn denied(ctx: &Context<'_>, code: &str, reason: &str) {
         code,
         reason,
         request_id = ctx.request_id,
-        client = ?ctx.client,
+        client = ctx.client.map(tracing::field::display),
         "token denied"
     );
 }

@@ -175,11 +175,26 @@ async fn run_server(settings: Settings) -> std::io::Result<()> {
                 http::finish(http::token_router(state.clone()), server.request_timeout);
             let admin_router =
                 http::finish(http::ops_router(state.clone()), server.request_timeout);
-            servers.spawn(http::serve(public, public_router, stopped()));
-            servers.spawn(http::serve(admin, admin_router, stopped()));
+            servers.spawn(http::serve(
+                public,
+                public_router,
+                server.header_read_timeout,
+                stopped(),
+            ));
+            servers.spawn(http::serve(
+                admin,
+                admin_router,
+                server.header_read_timeout,
+                stopped(),
+            ));
         }
         None => {
-            servers.spawn(http::serve(public, http::router(state.clone()), stopped()));
+            servers.spawn(http::serve(
+                public,
+                http::router(state.clone()),
+                server.header_read_timeout,
+                stopped(),
+            ));
         }
     }
 

@@ -223,6 +223,11 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
             &raw.request_timeout,
             Duration::from_secs(10),
         ),
+        header_read_timeout: b.duration(
+            "server.header_read_timeout",
+            &raw.header_read_timeout,
+            Duration::from_secs(10),
+        ),
         shutdown_grace: b.duration(
             "server.shutdown_grace",
             &raw.shutdown_grace,

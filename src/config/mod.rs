@@ -43,6 +43,8 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Default 10 s.
     pub request_timeout: Duration,
+    /// Time a client has to send its request head. Default 10 s.
+    pub header_read_timeout: Duration,
     /// Default 10 s.
     pub shutdown_grace: Duration,
     /// Default 16 KiB.

@@ -24,6 +24,7 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub request_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub allow_literal_secrets: Option<bool>,

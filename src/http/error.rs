@@ -74,6 +74,18 @@ impl ApiError {
         )
     }
 
+    /// The request ran past `server.request_timeout`.
+    pub fn timed_out() -> Self {
+        Self {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the request took too long; try again",
+            )
+        }
+    }
+
     pub fn internal(reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             reason: reason.into(),
@@ -101,7 +113,9 @@ impl ApiError {
                 )
                 .with_reason(reason);
                 if bearer {
-                    e.www_authenticate = Some(if reason == "missing_authorization" {
+                    // RFC 6750 §3.1: no error code when no bearer credential was sent at all.
+                    let sent = !matches!(reason, "missing_authorization" | "not_bearer");
+                    e.www_authenticate = Some(if !sent {
                         "Bearer"
                     } else {
                         "Bearer error=\"invalid_token\""

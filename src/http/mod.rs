@@ -6,20 +6,18 @@ mod ops;
 mod token;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::http::{HeaderName, HeaderValue, Method, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 
@@ -121,10 +119,18 @@ pub fn token_router(state: AppState) -> Router {
             header::ACCESS_CONTROL_REQUEST_HEADERS,
         ]);
     Router::new()
-        .route("/token", get(token::default_app).post(token::default_app))
+        // HEAD would run the GET handler and mint a token nobody sees.
+        .route(
+            "/token",
+            get(token::default_app)
+                .post(token::default_app)
+                .head(method_not_allowed),
+        )
         .route(
             "/apps/{app}/token",
-            get(token::named_app).post(token::named_app),
+            get(token::named_app)
+                .post(token::named_app)
+                .head(method_not_allowed),
         )
         // Before the CORS layer, so preflights reach it instead of the 405 fallback.
         .method_not_allowed_fallback(method_not_allowed)
@@ -150,9 +156,13 @@ async fn method_not_allowed() -> ApiError {
 pub fn finish(router: Router, request_timeout: Duration) -> Router {
     router
         .fallback(|| async { ApiError::not_found() })
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
+        .layer(axum::middleware::from_fn(
+            move |request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::timed_out().into_response(),
+                }
+            },
         ))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("request handler panicked");
@@ -169,18 +179,69 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+/// Largest request head (request line and headers) read, in bytes.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// open connections to finish their in-flight requests (idle keep-alive connections are closed).
+///
+/// Unlike `axum::serve`, a client must send its whole request head within
+/// `header_read_timeout`, so connections that drip headers (slowloris) are closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use tower::ServiceExt;
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 fn no_store(mut response: Response) -> Response {

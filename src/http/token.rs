@@ -50,23 +50,26 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let runtime = state.runtime();
-    let query_app = match app_from_query(&request, path_app.is_some()) {
-        Ok(app) => app,
-        Err(error) => return reject(error, "", &request_id, client),
+    let named = app_from_query(&request, path_app.is_some()).map(|query_app| {
+        path_app
+            .or(query_app)
+            .or_else(|| runtime.server.default_app.clone())
+            .unwrap_or_default()
+    });
+    let app_name = named.as_deref().unwrap_or_default();
+    let outcome = match &named {
+        Ok(app_name) => mint(&runtime, app_name, request, client).await,
+        Err(error) => Err(error.clone()),
     };
-    let app_name = path_app
-        .or(query_app)
-        .or_else(|| runtime.server.default_app.clone())
-        .unwrap_or_default();
     let ctx = audit::Context {
-        app: &app_name,
+        app: app_name,
         request_id: &request_id,
         client,
     };
-    let mut response = match mint(&runtime, &app_name, request, client).await {
-        Ok(response) => {
-            audit::minted(&ctx, &response.1);
-            response.0
+    let mut response = match outcome {
+        Ok((response, minted)) => {
+            audit::minted(&ctx, &minted);
+            response
         }
         Err(error) => {
             audit::denied(&ctx, error.code, &error.reason);
@@ -77,16 +80,6 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
         response.headers_mut().insert(REQUEST_ID, value);
     }
     no_store(response)
-}
-
-fn reject(error: ApiError, app: &str, request_id: &str, client: Option<SocketAddr>) -> Response {
-    let ctx = audit::Context {
-        app,
-        request_id,
-        client,
-    };
-    audit::denied(&ctx, error.code, &error.reason);
-    error.into_response()
 }
 
 async fn mint(

@@ -248,9 +248,15 @@ pub async fn spawn_with(toml: &str, jwks_file: Option<tempfile::NamedTempFile>) 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve(listener, router, async move {
-        let _ = stopped.await;
-    }));
+    let header_read_timeout = state.runtime().server.header_read_timeout;
+    tokio::spawn(http::serve(
+        listener,
+        router,
+        header_read_timeout,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     TestApp {
         addr,
         client: reqwest::Client::builder()

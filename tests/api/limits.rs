@@ -1,0 +1,120 @@
+//! Server limits: header-read timeout, request timeout, panics.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_client_dripping_its_headers_is_disconnected_at_the_header_read_timeout() {
+    let (toml, file) = standard_config(Keys::File);
+    let app = spawn_with(
+        &toml.replace(
+            "max_body_bytes = 4096",
+            "max_body_bytes = 4096\nheader_read_timeout = \"1s\"",
+        ),
+        file,
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"POST /token HTTP/1.1\r\nHost: x\r\nX-Drip: ")
+        .await
+        .unwrap();
+    // Drip one byte every 200 ms for up to 20 s; the server must hang up long before.
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stream.write_all(b"a").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                // A 408 or similar before closing is fine too.
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        closed,
+        "the connection was still open after 20 s of dripped headers"
+    );
+    // The service still answers everyone else.
+    expect(app.get("/healthz", None).await, 200).await;
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_request_timeout_gets_a_problem_response() {
+    let server = JwksServer::start(JwksMode::Slow(Duration::from_secs(30), jwks_a())).await;
+    let (toml, _) = standard_config(Keys::Url(&server.url));
+    let app = spawn_with(
+        &toml.replace(
+            "max_body_bytes = 4096",
+            "max_body_bytes = 4096\nrequest_timeout = \"1s\"",
+        ),
+        None,
+    )
+    .await;
+    // No keys yet and the provider hangs: the request must not hang with it.
+    let response = app
+        .post("/apps/support/token", Some(&token_for("alice")), None)
+        .await;
+    let status = response.status().as_u16();
+    let body = expect(response, status).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("too long"),
+        "{body}"
+    );
+}
+
+async fn boom() -> &'static str {
+    panic!("boom")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_router_keeps_serving() {
+    let router = tokenmint::http::finish(
+        Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" })),
+        Duration::from_secs(5),
+    );
+    for _ in 0..2 {
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal");
+        assert!(
+            !body.to_string().contains("boom"),
+            "panic message leaked: {body}"
+        );
+    }
+    let request = axum::http::Request::get("/fine")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(router.oneshot(request).await.unwrap().status(), 200);
+}
