@@ -4,4 +4,7 @@ mod helpers;
 
 mod cli;
 mod jwks;
+mod limits;
+mod openapi;
+mod security;
 mod token;
