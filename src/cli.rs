@@ -63,6 +63,13 @@ enum Command {
         #[arg(long)]
         device_id: Option<String>,
     },
+    /// Exit 0 when the running service answers /healthz (for container HEALTHCHECKs, which
+    /// have no shell or curl in a minimal image).
+    Healthcheck {
+        /// The URL to probe; by default /healthz on the configured admin (or public) listener.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Print a token's header and payload; verify it when a secret is given.
     Decode {
         token: String,
@@ -110,6 +117,15 @@ pub fn main() -> ExitCode {
             mint(settings, &app, &identity, &claims, &request)
         }),
         Command::Decode { token, secret_env } => decode(&token, secret_env.as_deref()),
+        Command::Healthcheck { url: Some(url) } => healthcheck(&url),
+        Command::Healthcheck { url: None } => with_config(&source, |settings| {
+            let server = &settings.server;
+            let mut addr = server.admin_listen.unwrap_or(server.listen);
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            healthcheck(&format!("http://{addr}/healthz"))
+        }),
     }
 }
 
@@ -255,6 +271,32 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn healthcheck(url: &str) -> ExitCode {
+    let probe = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        client.get(url).send().await
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(probe).map_err(|e| e.to_string()));
+    match result {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("unhealthy: {url}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -390,3 +390,16 @@ fn sigterm_makes_the_server_exit_0() {
     assert_eq!(status, Some(0), "{logs}");
     assert!(logs.contains("shutdown requested"));
 }
+
+#[test]
+fn healthcheck_passes_against_a_running_server_and_fails_without_one() {
+    let file = config_file("");
+    let served = serve(&file);
+    let url = format!("http://{}/healthz", served.addr);
+    let output = tokenmint(&["healthcheck", "--url", &url]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (status, _) = stop(served);
+    assert_eq!(status, Some(0));
+    let output = tokenmint(&["healthcheck", "--url", &url]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
