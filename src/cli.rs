@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::{AuthSettings, KeySource, Principal};
 use crate::config::{self, Settings, Source};
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{Runtime, unix_now};
 use crate::{audit, telemetry};
@@ -168,8 +170,10 @@ async fn run_server(settings: Settings) -> std::io::Result<()> {
         );
     }
     let server = settings.server.clone();
-    let runtime = Runtime::new(settings);
+    let runtime = Runtime::new(settings, Arc::new(Metrics::default()), None);
+    runtime.warn_about_old_keys(unix_now() as i64);
     runtime.start();
+    let metrics = runtime.metrics.clone();
     let state = AppState::new(runtime);
 
     let public = TcpListener::bind(server.listen).await?;
@@ -187,10 +191,16 @@ async fn run_server(settings: Settings) -> std::io::Result<()> {
         Some(admin_addr) => {
             let admin = TcpListener::bind(admin_addr).await?;
             tracing::info!(address = %admin.local_addr()?, "admin listening");
-            let public_router =
-                http::finish(http::token_router(state.clone()), server.request_timeout);
-            let admin_router =
-                http::finish(http::ops_router(state.clone()), server.request_timeout);
+            let public_router = http::finish(
+                http::token_router(state.clone()),
+                server.request_timeout,
+                metrics.clone(),
+            );
+            let admin_router = http::finish(
+                http::ops_router(state.clone()),
+                server.request_timeout,
+                metrics.clone(),
+            );
             servers.spawn(http::serve(
                 public,
                 public_router,
@@ -317,9 +327,9 @@ pub fn summary(settings: &Settings) -> String {
     }
     for (name, account) in &settings.accounts {
         let keys: Vec<String> = account
-            .signers
+            .keys
             .iter()
-            .map(|s| s.key_sid().to_string())
+            .map(|k| k.signer.key_sid().to_string())
             .collect();
         out += &format!(
             "account {name}: {} region={} signing keys={} (first signs) auth tokens={}\n",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::auth::{Authenticator, Principal};
 use crate::config::{Account, App, ServerSettings, Settings};
+use crate::metrics::Metrics;
 use crate::policy::{Denial, GrantKind, MintRequest};
 use crate::twilio::{AccessToken, SignError};
 
@@ -17,6 +18,7 @@ pub struct Runtime {
     pub accounts: BTreeMap<String, Arc<Account>>,
     pub apps: BTreeMap<String, Arc<App>>,
     pub authenticators: BTreeMap<String, Authenticator>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A minted token and what the audit log and the response say about it.
@@ -41,12 +43,15 @@ pub enum MintError {
 }
 
 impl Runtime {
-    pub fn new(settings: Settings) -> Self {
+    /// Builds a runtime. With `previous` (a reload), JWKS caches whose URL did not change are
+    /// carried over, so the new configuration verifies callers from its first request.
+    pub fn new(settings: Settings, metrics: Arc<Metrics>, previous: Option<&Runtime>) -> Self {
         let authenticators = settings
             .auth
             .into_iter()
             .map(|(name, auth)| {
-                let authenticator = Authenticator::new(&name, auth);
+                let old = previous.and_then(|p| p.authenticators.get(&name));
+                let authenticator = Authenticator::new(&name, auth, metrics.clone(), old);
                 (name, authenticator)
             })
             .collect();
@@ -55,6 +60,37 @@ impl Runtime {
             accounts: settings.accounts,
             apps: settings.apps,
             authenticators,
+            metrics,
+        }
+    }
+
+    /// Age in seconds of every signing key with a `created` date: (account, key SID, age).
+    pub fn key_ages(&self, now: i64) -> Vec<(&str, &str, f64)> {
+        self.accounts
+            .values()
+            .flat_map(|account| {
+                account.keys.iter().filter_map(move |key| {
+                    let created = key.created?;
+                    let age = (now - created).max(0) as f64;
+                    Some((account.name.as_str(), key.signer.key_sid().as_str(), age))
+                })
+            })
+            .collect()
+    }
+
+    /// Logs a warning for every signing key older than its account's rotation period.
+    pub fn warn_about_old_keys(&self, now: i64) {
+        for (name, key, age) in self.key_ages(now) {
+            let period = self.accounts[name].rotation_period.as_secs_f64();
+            if age > period {
+                tracing::warn!(
+                    account = name,
+                    key,
+                    age_days = (age / 86_400.0).floor(),
+                    rotation_period_days = (period / 86_400.0).floor(),
+                    "signing key is older than the account's rotation period; create a new key and rotate"
+                );
+            }
         }
     }
 

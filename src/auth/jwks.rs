@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 
 use super::AuthError;
 use super::jwt::KeySet;
+use crate::metrics::Metrics;
 
 /// Largest JWKS document read, in bytes.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -39,6 +40,7 @@ pub struct RemoteKeys {
     /// during that fetch so concurrent misses share it. Scheduled refreshes do not count.
     last_refetch: Mutex<Option<Instant>>,
     started: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RemoteKeys {
@@ -57,6 +59,7 @@ impl RemoteKeys {
         cache_ttl: Duration,
         refetch_cooldown: Duration,
         max_stale: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -75,7 +78,31 @@ impl RemoteKeys {
             loaded: ArcSwapOption::empty(),
             last_refetch: Mutex::new(None),
             started: AtomicBool::new(false),
+            metrics,
         }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A cache for the same URL with new timings that starts from this one's keys (reload).
+    pub fn reconfigure(
+        &self,
+        cache_ttl: Duration,
+        refetch_cooldown: Duration,
+        max_stale: Duration,
+    ) -> Arc<Self> {
+        let next = Self::new(
+            &self.auth,
+            self.url.clone(),
+            cache_ttl,
+            refetch_cooldown,
+            max_stale,
+            self.metrics.clone(),
+        );
+        next.loaded.store(self.loaded.load_full());
+        Arc::new(next)
     }
 
     /// The key set, unless none was ever loaded or the last one is older than `max_stale`.
@@ -117,6 +144,14 @@ impl RemoteKeys {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
+            // A cache carried over from before a reload waits out its remaining freshness.
+            let fresh_for = weak.upgrade().and_then(|this| {
+                let loaded = this.loaded.load_full()?;
+                this.cache_ttl.checked_sub(loaded.fetched_at.elapsed())
+            });
+            if let Some(delay) = fresh_for {
+                tokio::time::sleep(delay).await;
+            }
             loop {
                 let Some(this) = weak.upgrade() else { break };
                 let ok = this.fetch_and_store().await;
@@ -137,6 +172,7 @@ impl RemoteKeys {
     async fn fetch_and_store(&self) -> bool {
         match self.fetch().await {
             Ok(keys) => {
+                self.metrics.jwks_refresh(&self.auth, "ok");
                 tracing::info!(auth = %self.auth, keys = keys.len(), "jwks refreshed");
                 self.loaded.store(Some(Arc::new(Loaded {
                     keys: Arc::new(keys),
@@ -145,6 +181,8 @@ impl RemoteKeys {
                 true
             }
             Err(reason) => {
+                let result = reason.split(' ').next().unwrap_or("error");
+                self.metrics.jwks_refresh(&self.auth, result);
                 let serving_last_good = self.current().is_some();
                 tracing::warn!(auth = %self.auth, %reason, serving_last_good, "jwks refresh failed");
                 false
@@ -190,6 +228,6 @@ impl RemoteKeys {
             }
             body.extend_from_slice(&chunk);
         }
-        KeySet::from_jwks(&body).map_err(str::to_owned)
+        KeySet::from_jwks(&body).map_err(|reason| format!("invalid {reason}"))
     }
 }

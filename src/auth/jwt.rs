@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::jwks::RemoteKeys;
 use super::{AuthError, Principal};
+use crate::metrics::Metrics;
 
 /// Largest encoded JOSE header accepted, in bytes.
 const MAX_HEADER_BYTES: usize = 2048;
@@ -284,20 +285,34 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
 }
 
 impl JwtAuthenticator {
-    pub fn new(name: &str, settings: JwtSettings) -> Self {
+    pub fn new(
+        name: &str,
+        settings: JwtSettings,
+        metrics: Arc<Metrics>,
+        previous: Option<&JwtAuthenticator>,
+    ) -> Self {
         let remote = match &settings.keys {
             KeySource::Remote {
                 url,
                 cache_ttl,
                 refetch_cooldown,
                 max_stale,
-            } => Some(Arc::new(RemoteKeys::new(
-                name,
-                url.clone(),
-                *cache_ttl,
-                *refetch_cooldown,
-                *max_stale,
-            ))),
+            } => {
+                let reusable = previous
+                    .and_then(|p| p.remote.as_ref())
+                    .filter(|old| old.url() == url)
+                    .map(|old| old.reconfigure(*cache_ttl, *refetch_cooldown, *max_stale));
+                Some(reusable.unwrap_or_else(|| {
+                    Arc::new(RemoteKeys::new(
+                        name,
+                        url.clone(),
+                        *cache_ttl,
+                        *refetch_cooldown,
+                        *max_stale,
+                        metrics,
+                    ))
+                }))
+            }
             KeySource::Static(_) => None,
         };
         Self { settings, remote }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use crate::metrics::Metrics;
+
 pub use gateway::GatewaySettings;
 pub use jwt::{JwtAuthenticator, JwtSettings, KeySet, KeySource};
 pub use principal::Principal;
@@ -76,10 +78,22 @@ pub struct Credentials<'a> {
 
 impl Authenticator {
     /// Builds the runtime form. JWKS fetching does not start until [`Authenticator::start`].
-    pub fn new(name: &str, settings: AuthSettings) -> Self {
+    /// A `previous` authenticator of the same name lends its JWKS cache when the URL is the same.
+    pub fn new(
+        name: &str,
+        settings: AuthSettings,
+        metrics: Arc<Metrics>,
+        previous: Option<&Authenticator>,
+    ) -> Self {
         match settings {
             AuthSettings::Jwt(jwt) => {
-                Authenticator::Jwt(Arc::new(JwtAuthenticator::new(name, jwt)))
+                let previous = match previous {
+                    Some(Authenticator::Jwt(old)) => Some(old.as_ref()),
+                    _ => None,
+                };
+                Authenticator::Jwt(Arc::new(JwtAuthenticator::new(
+                    name, jwt, metrics, previous,
+                )))
             }
             AuthSettings::Gateway(gateway) => Authenticator::Gateway(Arc::new(gateway)),
         }

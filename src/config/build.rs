@@ -14,6 +14,7 @@ use super::raw::*;
 use super::secret::{Env, resolve};
 use super::{
     Account, App, CorsPolicy, LogFormat, LogSettings, Problem, RateLimit, ServerSettings, Settings,
+    SigningKey,
 };
 use crate::auth::{AuthSettings, GatewaySettings, JwtSettings, KeySet, KeySource};
 use crate::policy::{
@@ -312,9 +313,24 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
                     None
                 }
             };
-            (sid, secret)
+            let created = key.created.as_deref().and_then(|date| {
+                let parsed = parse_date(date);
+                if parsed.is_none() {
+                    b.problem(
+                        format!("{key_path}.created"),
+                        format!("{date:?} is not a date like \"2026-01-31\""),
+                    );
+                }
+                parsed
+            });
+            (sid, secret, created)
         })
         .collect();
+    let rotation_period = b.duration(
+        &format!("{path}.rotation_period"),
+        &raw.rotation_period,
+        Duration::from_secs(90 * 24 * 3600),
+    );
     let auth_tokens: Vec<_> = raw
         .auth_tokens
         .iter()
@@ -322,23 +338,22 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
         .filter_map(|(i, token)| b.secret(&format!("{path}.auth_tokens[{i}]"), token))
         .collect();
     let account_sid = account_sid?;
-    let mut signers = Vec::new();
-    for (sid, secret) in keys {
-        signers.push(Signer::new(
-            account_sid.clone(),
-            sid?,
-            &secret?,
-            region.clone(),
-        ));
+    let mut signing_keys = Vec::new();
+    for (sid, secret, created) in keys {
+        signing_keys.push(SigningKey {
+            signer: Signer::new(account_sid.clone(), sid?, &secret?, region.clone()),
+            created,
+        });
     }
-    if signers.is_empty() {
+    if signing_keys.is_empty() {
         return None;
     }
     Some(Account {
         name: name.to_owned(),
-        signers,
+        keys: signing_keys,
         region,
         auth_tokens,
+        rotation_period,
     })
 }
 
@@ -534,6 +549,18 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
         leeway_secs: leeway.as_secs(),
         keys,
     })
+}
+
+/// `YYYY-MM-DD` as unix seconds at midnight UTC.
+fn parse_date(date: &str) -> Option<i64> {
+    let mut parts = date.splitn(3, '-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// `https`, or `http` to a loopback address (a sidecar, a test provider).

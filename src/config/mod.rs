@@ -72,15 +72,25 @@ pub struct LogSettings {
 pub struct Account {
     pub name: String,
     /// Non-empty; the first signs new tokens, the others are kept for rotation.
-    pub signers: Vec<Signer>,
+    pub keys: Vec<SigningKey>,
     pub region: Option<String>,
     /// For webhook signature checks.
     pub auth_tokens: Vec<SecretString>,
+    /// Keys older than this are reported at start and reload. Default 90 days.
+    pub rotation_period: Duration,
+}
+
+/// One API key of an account.
+#[derive(Debug)]
+pub struct SigningKey {
+    pub signer: Signer,
+    /// When the key was created (unix seconds), if the configuration says.
+    pub created: Option<i64>,
 }
 
 impl Account {
     pub fn signer(&self) -> &Signer {
-        &self.signers[0]
+        &self.keys[0].signer
     }
 }
 

@@ -45,12 +45,14 @@ pub struct RawAccount {
     pub auth_tokens: Vec<String>,
     #[serde(default)]
     pub signing_keys: Vec<RawSigningKey>,
+    pub rotation_period: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RawSigningKey {
     pub sid: Option<String>,
     pub secret: Option<String>,
+    pub created: Option<String>,
 }
 
 /// Both kinds in one struct; fields of the other kind are reported as problems.

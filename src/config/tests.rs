@@ -30,9 +30,11 @@ default_app = "support"
 [accounts.main]
 account_sid = "env:ACCOUNT"
 region = "ie1"
+rotation_period = "30days"
 [[accounts.main.signing_keys]]
 sid = "env:KEY"
 secret = "env:SECRET"
+created = "2026-01-01"
 [[accounts.main.signing_keys]]
 sid = "env:KEY2"
 secret = "env:SECRET2"
@@ -115,7 +117,9 @@ fn built_in_demo_configuration_is_valid() {
 fn a_valid_file_becomes_domain_types() {
     let settings = load_text(VALID).unwrap();
     let account = &settings.accounts["main"];
-    assert_eq!(account.signers.len(), 2);
+    assert_eq!(account.keys.len(), 2);
+    assert_eq!(account.keys[0].created, Some(1_767_225_600)); // 2026-01-01
+    assert_eq!(account.rotation_period, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(account.signer().key_sid().as_str(), KEY);
     assert_eq!(account.region.as_deref(), Some("ie1"));
     let app = &settings.apps["support"];

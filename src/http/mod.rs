@@ -22,6 +22,7 @@ use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 pub use error::ApiError;
 
 use crate::config::App;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 
 /// How long browsers may cache a preflight answer.
@@ -138,11 +139,12 @@ pub fn token_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Health, readiness (and later metrics).
+/// Health, readiness and metrics.
 pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -151,11 +153,28 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-/// Adds the layers every listener gets: problem+json fallbacks, a request timeout and a
-/// panic guard that answers 500 and keeps the process serving.
-pub fn finish(router: Router, request_timeout: Duration) -> Router {
+/// Adds the layers every listener gets: problem+json fallbacks, a request timeout, a latency
+/// histogram by route and a panic guard that answers 500 and keeps the process serving.
+pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) -> Router {
     router
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let metrics = metrics.clone();
+                async move {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |path| path.as_str())
+                        .to_owned();
+                    let started = std::time::Instant::now();
+                    let response = next.run(request).await;
+                    let elapsed = started.elapsed().as_secs_f64();
+                    metrics.request(&route, response.status().as_u16(), elapsed);
+                    response
+                }
+            },
+        ))
         .layer(axum::middleware::from_fn(
             move |request, next: axum::middleware::Next| async move {
                 match tokio::time::timeout(request_timeout, next.run(request)).await {
@@ -172,10 +191,12 @@ pub fn finish(router: Router, request_timeout: Duration) -> Router {
 
 /// Every route on one listener (no `admin_listen`).
 pub fn router(state: AppState) -> Router {
-    let timeout = state.runtime().server.request_timeout;
+    let runtime = state.runtime();
+    let (timeout, metrics) = (runtime.server.request_timeout, runtime.metrics.clone());
     finish(
         token_router(state.clone()).merge(ops_router(state)),
         timeout,
+        metrics,
     )
 }
 

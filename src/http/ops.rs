@@ -8,6 +8,16 @@ use serde_json::json;
 
 use super::AppState;
 
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let runtime = state.runtime();
+    let now = crate::runtime::unix_now() as i64;
+    runtime.metrics.set_key_ages(runtime.key_ages(now));
+    let body = runtime.metrics.encode();
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    super::no_store(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
 /// 200 while the process runs.
 pub async fn healthz() -> Response {
     super::no_store(Json(json!({"status": "ok"})).into_response())

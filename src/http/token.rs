@@ -69,10 +69,13 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
     let mut response = match outcome {
         Ok((response, minted)) => {
             audit::minted(&ctx, &minted);
+            let grants = minted.kinds.iter().map(|kind| kind.as_str());
+            runtime.metrics.minted(app_name, grants);
             response
         }
         Err(error) => {
             audit::denied(&ctx, error.code, &error.reason);
+            runtime.metrics.denied(app_name, error.code);
             error.into_response()
         }
     };

@@ -241,7 +241,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(toml: &str, jwks_file: Option<tempfile::NamedTempFile>) -> TestApp {
     let settings = config::load(&Source::text(toml).with_env(Env::Fixed(test_env())))
         .unwrap_or_else(|e| panic!("{e}"));
-    let runtime = Runtime::new(settings);
+    let runtime = Runtime::new(settings, Default::default(), None);
     runtime.start();
     let state = AppState::new(runtime);
     let router = http::router(state.clone());

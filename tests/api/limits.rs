@@ -92,6 +92,7 @@ async fn a_panicking_handler_answers_500_and_the_router_keeps_serving() {
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "fine" })),
         Duration::from_secs(5),
+        Default::default(),
     );
     for _ in 0..2 {
         let request = axum::http::Request::get("/boom")

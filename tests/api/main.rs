@@ -6,5 +6,6 @@ mod cli;
 mod jwks;
 mod limits;
 mod openapi;
+mod operations;
 mod security;
 mod token;

@@ -12,13 +12,14 @@ use crate::helpers::*;
 /// The routes of `src/http/mod.rs` (`token_router` and `ops_router`), as `(method, path)`.
 /// When a route is added, removed or changed, update the router, this list and `openapi.yaml`
 /// together: the tests below fail until all three agree.
-const ROUTES: [(&str, &str); 6] = [
+const ROUTES: [(&str, &str); 7] = [
     ("get", "/token"),
     ("post", "/token"),
     ("get", "/apps/{app}/token"),
     ("post", "/apps/{app}/token"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 /// Methods an OpenAPI path item may define. HEAD and OPTIONS are left out: axum answers HEAD
@@ -147,6 +148,27 @@ async fn probe(app: &TestApp, method: &str, path: &str) -> (u16, Option<String>)
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     (status, body["code"].as_str().map(str::to_owned))
+}
+
+/// Every path the router source registers with `.route("…"`, so a route added in code without
+/// touching this file or openapi.yaml fails the test below.
+fn paths_in_router_source() -> BTreeSet<String> {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/mod.rs")).unwrap();
+    let mut paths = BTreeSet::new();
+    let mut rest = source.as_str();
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let quoted = rest.trim_start().strip_prefix('"').unwrap();
+        paths.insert(quoted[..quoted.find('"').unwrap()].to_owned());
+    }
+    paths
+}
+
+#[test]
+fn the_route_list_matches_the_paths_in_the_router_source() {
+    let listed: BTreeSet<String> = ROUTES.iter().map(|(_, path)| path.to_string()).collect();
+    assert_eq!(listed, paths_in_router_source());
 }
 
 #[test]

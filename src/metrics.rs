@@ -1,0 +1,223 @@
+//! Prometheus metrics, held in the application state (not a process-wide global) so every test
+//! server has its own. Labels carry app, grant, code, route and key names only: never an
+//! identity, a token or a secret.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppGrant {
+    app: String,
+    grant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppCode {
+    app: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthResult {
+    auth: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountKey {
+    account: String,
+    key: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    tokens_minted: Family<AppGrant, Counter>,
+    denials: Family<AppCode, Counter>,
+    request_duration: Family<RouteStatus, Histogram, fn() -> Histogram>,
+    jwks_refreshes: Family<AuthResult, Counter>,
+    config_reloads: Family<Outcome, Counter>,
+    signing_key_age: Family<AccountKey, Gauge<f64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tokenmint");
+        let tokens_minted = Family::default();
+        registry.register(
+            "tokens_minted",
+            "Access Tokens minted, by app and grant",
+            tokens_minted.clone(),
+        );
+        let denials = Family::default();
+        registry.register(
+            "token_denials",
+            "Token requests refused, by app and problem code",
+            denials.clone(),
+        );
+        let request_duration =
+            Family::<RouteStatus, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register_with_unit(
+            "http_request_duration",
+            "HTTP request latency, by route and status",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let jwks_refreshes = Family::default();
+        registry.register(
+            "jwks_refresh",
+            "JWKS fetches, by authenticator and result",
+            jwks_refreshes.clone(),
+        );
+        let config_reloads = Family::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by result",
+            config_reloads.clone(),
+        );
+        let signing_key_age = Family::default();
+        registry.register_with_unit(
+            "signing_key_age",
+            "Age of each signing key, from its configured `created` date",
+            Unit::Seconds,
+            signing_key_age.clone(),
+        );
+        Self {
+            registry,
+            tokens_minted,
+            denials,
+            request_duration,
+            jwks_refreshes,
+            config_reloads,
+            signing_key_age,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn minted<'a>(&self, app: &str, grants: impl IntoIterator<Item = &'a str>) {
+        for grant in grants {
+            self.tokens_minted
+                .get_or_create(&AppGrant {
+                    app: app.to_owned(),
+                    grant: grant.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn denied(&self, app: &str, code: &str) {
+        self.denials
+            .get_or_create(&AppCode {
+                app: app.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn request(&self, route: &str, status: u16, seconds: f64) {
+        self.request_duration
+            .get_or_create(&RouteStatus {
+                route: route.to_owned(),
+                status,
+            })
+            .observe(seconds);
+    }
+
+    /// `result` is `ok` or a short failure reason.
+    pub fn jwks_refresh(&self, auth: &str, result: &str) {
+        self.jwks_refreshes
+            .get_or_create(&AuthResult {
+                auth: auth.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.config_reloads
+            .get_or_create(&Outcome {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Replaces every key age with `ages` (account, key SID, seconds).
+    pub fn set_key_ages<'a>(&self, ages: impl IntoIterator<Item = (&'a str, &'a str, f64)>) {
+        self.signing_key_age.clear();
+        for (account, key, seconds) in ages {
+            self.signing_key_age
+                .get_or_create(&AccountKey {
+                    account: account.to_owned(),
+                    key: key.to_owned(),
+                })
+                .set(seconds);
+        }
+    }
+
+    /// The Prometheus/OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_uses_the_documented_names_and_labels() {
+        let metrics = Metrics::default();
+        metrics.minted("support", ["voice", "video"]);
+        metrics.denied("support", "unauthenticated");
+        metrics.request("/apps/{app}/token", 200, 0.002);
+        metrics.jwks_refresh("corp", "ok");
+        metrics.config_reload(false);
+        metrics.set_key_ages([("main", "SK00", 86400.0)]);
+        let text = metrics.encode();
+        for expected in [
+            r#"tokenmint_tokens_minted_total{app="support",grant="voice"} 1"#,
+            r#"tokenmint_tokens_minted_total{app="support",grant="video"} 1"#,
+            r#"tokenmint_token_denials_total{app="support",code="unauthenticated"} 1"#,
+            r#"tokenmint_http_request_duration_seconds_count{route="/apps/{app}/token",status="200"} 1"#,
+            r#"tokenmint_jwks_refresh_total{auth="corp",result="ok"} 1"#,
+            r#"tokenmint_config_reloads_total{result="error"} 1"#,
+            r#"tokenmint_signing_key_age_seconds{account="main",key="SK00"} 86400.0"#,
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
+    }
+}
