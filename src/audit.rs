@@ -1,7 +1,7 @@
 //! The audit trail: one structured event per mint and per denial, on the `tokenmint::audit`
 //! target so operators can route it separately. Never the token, a credential or a secret.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use crate::runtime::Minted;
 
@@ -12,7 +12,8 @@ pub const TARGET: &str = "tokenmint::audit";
 pub struct Context<'a> {
     pub app: &'a str,
     pub request_id: &'a str,
-    pub client: Option<SocketAddr>,
+    /// The client's address (see `http::client`), when known.
+    pub client: Option<IpAddr>,
 }
 
 pub fn minted(ctx: &Context<'_>, minted: &Minted) {

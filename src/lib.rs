@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod ratelimit;
 pub mod runtime;
 pub mod telemetry;
 pub mod twilio;

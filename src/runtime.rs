@@ -10,6 +10,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::config::{Account, App, ServerSettings, Settings};
 use crate::metrics::Metrics;
 use crate::policy::{Denial, GrantKind, MintRequest};
+use crate::ratelimit::RateLimits;
 use crate::twilio::{AccessToken, SignError};
 
 #[derive(Debug)]
@@ -19,6 +20,7 @@ pub struct Runtime {
     pub apps: BTreeMap<String, Arc<App>>,
     pub authenticators: BTreeMap<String, Authenticator>,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<RateLimits>,
 }
 
 /// A minted token and what the audit log and the response say about it.
@@ -55,7 +57,16 @@ impl Runtime {
                 (name, authenticator)
             })
             .collect();
+        let app_limits = settings
+            .apps
+            .iter()
+            .filter_map(|(name, app)| Some((name.clone(), app.rate_limit?)));
+        let limits = Arc::new(RateLimits::new(
+            app_limits,
+            settings.server.auth_failure_limit,
+        ));
         Self {
+            limits,
             server: settings.server,
             accounts: settings.accounts,
             apps: settings.apps,
@@ -97,6 +108,7 @@ impl Runtime {
     /// Starts background work (JWKS refreshes). Needs a Tokio runtime.
     pub fn start(&self) {
         self.authenticators.values().for_each(Authenticator::start);
+        self.limits.start_sweeping();
     }
 
     /// Ready when every authenticator can verify callers.

@@ -237,7 +237,45 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         max_body_bytes: max_body_bytes.min(MAX_BODY_LIMIT) as usize,
         allow_literal_secrets: b.allow_literal_secrets,
         default_app: raw.default_app.clone(),
+        trusted_proxies: ip_nets(b, "server.trusted_proxies", raw.trusted_proxies.as_deref()),
+        auth_failure_limit: raw
+            .auth_failure_limit
+            .as_deref()
+            .and_then(|raw| match parse_rate_limit(raw) {
+                Ok(limit) => Some(limit),
+                Err(message) => {
+                    b.problem("server.auth_failure_limit", message);
+                    None
+                }
+            })
+            .unwrap_or(RateLimit {
+                count: 20,
+                per: Duration::from_secs(60),
+            }),
     }
+}
+
+/// Addresses and CIDR ranges.
+fn ip_nets(b: &mut Builder<'_>, path: &str, raw: Option<&[String]>) -> Vec<IpNet> {
+    raw.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, net)| {
+            let parsed = net
+                .parse::<IpNet>()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => Some(net),
+                Err(_) => {
+                    b.problem(
+                        format!("{path}[{i}]"),
+                        format!("{net:?} is not an address or CIDR range"),
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn log(b: &mut Builder<'_>, raw: &RawLog) -> LogSettings {
@@ -608,27 +646,11 @@ fn gateway(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<GatewaySett
             "sub comes from identity_header",
         );
     }
-    let trusted_proxies: Vec<IpNet> = raw
-        .trusted_proxies
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, net)| {
-            let parsed = net
-                .parse::<IpNet>()
-                .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from));
-            match parsed {
-                Ok(net) => Some(net),
-                Err(_) => {
-                    b.problem(
-                        format!("{path}.trusted_proxies[{i}]"),
-                        format!("{net:?} is not an address or CIDR range"),
-                    );
-                    None
-                }
-            }
-        })
-        .collect();
+    let trusted_proxies = ip_nets(
+        b,
+        &format!("{path}.trusted_proxies"),
+        raw.trusted_proxies.as_deref(),
+    );
     let shared_secret = match (&raw.shared_secret_header, &raw.shared_secret) {
         (Some(header), Some(secret)) => {
             let header = b.header_name(&format!("{path}.shared_secret_header"), header);

@@ -51,6 +51,11 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub allow_literal_secrets: bool,
     pub default_app: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed when finding a client's address (for rate
+    /// limits and the audit log). Default none: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed authentications allowed per client address. Default 20 per minute.
+    pub auth_failure_limit: RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

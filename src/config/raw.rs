@@ -29,6 +29,8 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     pub allow_literal_secrets: Option<bool>,
     pub default_app: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub auth_failure_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -86,6 +86,17 @@ impl ApiError {
         }
     }
 
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry later",
+            )
+        }
+    }
+
     pub fn internal(reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             reason: reason.into(),
@@ -97,7 +108,7 @@ impl ApiError {
         }
     }
 
-    fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+    pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
         self.reason = reason.into();
         self
     }

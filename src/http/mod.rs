@@ -1,6 +1,7 @@
 //! The HTTP surface: a pure router builder over a shared [`AppState`], and `serve` to run it on a
 //! listener with a shutdown future, so tests bind port 0 and decide when to stop.
 
+mod client;
 mod error;
 mod ops;
 mod token;

@@ -2,7 +2,7 @@
 //! policy and signing. The app comes from the path or query only, never the body.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -13,9 +13,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::client::client_address;
 use super::{ApiError, AppState, no_store};
 use crate::audit;
-use crate::auth::{Authenticator, Credentials};
+use crate::auth::{AuthError, Authenticator, Credentials};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{MintError, Runtime, unix_now};
 
@@ -57,14 +58,15 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
             .unwrap_or_default()
     });
     let app_name = named.as_deref().unwrap_or_default();
+    let client_ip = client_address(client, request.headers(), &runtime.server.trusted_proxies);
     let outcome = match &named {
-        Ok(app_name) => mint(&runtime, app_name, request, client).await,
+        Ok(app_name) => mint(&runtime, app_name, request, client, client_ip).await,
         Err(error) => Err(error.clone()),
     };
     let ctx = audit::Context {
         app: app_name,
         request_id: &request_id,
-        client,
+        client: client_ip,
     };
     let mut response = match outcome {
         Ok((response, minted)) => {
@@ -90,6 +92,7 @@ async fn mint(
     app_name: &str,
     request: Request,
     client: Option<SocketAddr>,
+    client_ip: Option<IpAddr>,
 ) -> Result<(Response, crate::runtime::Minted), ApiError> {
     let app = runtime
         .apps
@@ -109,15 +112,31 @@ async fn mint(
         .authenticators
         .get(&app.auth)
         .ok_or_else(|| ApiError::internal("app names a missing authenticator"))?;
+    if let Some(wait) = client_ip.and_then(|ip| runtime.limits.blocked(ip)) {
+        return Err(ApiError::rate_limited(wait).with_reason("auth_failures_from_client"));
+    }
     let now = unix_now();
-    let principal = authenticator
-        .authenticate(Credentials {
-            headers: request.headers(),
-            peer: client,
-            now,
-        })
-        .await
-        .map_err(|e| ApiError::from_auth(e, matches!(authenticator, Authenticator::Jwt(_))))?;
+    let credentials = Credentials {
+        headers: request.headers(),
+        peer: client,
+        now,
+    };
+    let principal = match authenticator.authenticate(credentials).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            if let (AuthError::Unauthenticated { reason }, Some(ip)) = (&error, client_ip)
+                && let Some(wait) = runtime.limits.record_failure(ip)
+            {
+                return Err(ApiError::rate_limited(wait).with_reason(*reason));
+            }
+            let bearer = matches!(authenticator, Authenticator::Jwt(_));
+            return Err(ApiError::from_auth(error, bearer));
+        }
+    };
+    runtime
+        .limits
+        .check_caller(app_name, &principal.subject)
+        .map_err(|wait| ApiError::rate_limited(wait).with_reason("caller_rate"))?;
 
     let mint_request = read_request(request, limit).await?;
     let minted = Runtime::mint(app, &principal, &mint_request, now).map_err(|e| match e {

@@ -67,3 +67,80 @@ async fn metrics_count_mints_denials_latency_and_jwks_refreshes_without_secrets(
         assert!(!text.contains(secret), "metrics expose {secret}");
     }
 }
+
+async fn post_from(app: &TestApp, forwarded_for: &str, bearer: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/apps/support/token"))
+        .header("x-forwarded-for", forwarded_for)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_noisy_caller_is_rate_limited_while_others_still_mint() {
+    let (toml, file) = standard_config(Keys::File);
+    let toml = toml.replace(
+        "max_ttl = \"4h\"",
+        "max_ttl = \"4h\"\nrate_limit = \"3/min\"",
+    );
+    let app = spawn_with(&toml, file).await;
+    for _ in 0..3 {
+        app.mint_as("alice", None, 200).await;
+    }
+    let response = app
+        .post("/apps/support/token", Some(&token_for("alice")), None)
+        .await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    expect_problem(response, 429, "rate_limited").await;
+    app.mint_as("bob", None, 200).await;
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_address_from_the_right_most_hop() {
+    let (toml, file) = standard_config(Keys::File);
+    let toml = toml.replace(
+        "auth_failure_limit = \"100000/min\"",
+        "trusted_proxies = [\"127.0.0.1\"]\nauth_failure_limit = \"3/min\"",
+    );
+    let app = spawn_with(&toml, file).await;
+    let forged = sign(
+        jsonwebtoken::Algorithm::RS256,
+        &rsa_b(),
+        Some("rsa-a"),
+        &claims("mallory"),
+    );
+    for _ in 0..3 {
+        expect_problem(
+            post_from(&app, "198.51.100.7", &forged).await,
+            401,
+            "unauthenticated",
+        )
+        .await;
+    }
+    let response = post_from(&app, "198.51.100.7", &forged).await;
+    assert!(response.headers().contains_key("retry-after"));
+    expect_problem(response, 429, "rate_limited").await;
+    // Blocked now even with a valid token, and a spoofed left-most hop changes nothing.
+    let valid = token_for("mallory");
+    expect_problem(
+        post_from(&app, "198.51.100.7", &valid).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    expect_problem(
+        post_from(&app, "203.0.113.1, 198.51.100.7", &valid).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    // Another address is unaffected.
+    expect(post_from(&app, "198.51.100.8", &valid).await, 200).await;
+}

@@ -1,12 +1,12 @@
 //! SECURITY.md §A, rows 1–27: every kind of bad input the token endpoint must refuse, sent to the
 //! running app over a real socket. The section comments name the row each group covers.
 //!
-//! Not covered here:
-//! - Row 26 (a burst from one identity gets 429 with `Retry-After`): per-identity rate limiting
-//!   is not implemented yet (a later issue); its test lands with it.
+//! Covered elsewhere:
+//! - Row 26 (a burst from one identity gets 429 with `Retry-After`) is in `operations.rs`, with
+//!   the per-address limit on failed authentications.
 //! - Row 8's "at most one JWKS fetch per cooldown" is counted in `jwks.rs` against a real JWKS
 //!   server; here the unknown-kid flood is only checked to be refused.
-//! - Rows 28 (slowloris) and 29 (webhook signatures) are not about the token endpoint's input.
+//! - Row 28 (slowloris) is in `limits.rs`; row 29 (webhook signatures) in `src/twilio/webhook.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,116 @@
+//! Who the client is, for rate limits and the audit log.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy, in which case the
+/// right-most `X-Forwarded-For` hop that is not itself a trusted proxy. The left-most hops are
+/// whatever the client chose to send, so they are never believed.
+pub fn client_address(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer?.ip().to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    break;
+                }
+            }
+            // A hop a trusted proxy could not have written: stop at what we know.
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in xff {
+            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn trusted() -> Vec<IpNet> {
+        vec!["10.0.0.0/8".parse().unwrap()]
+    }
+
+    fn peer(ip: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(ip.parse().unwrap(), 1234))
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let h = headers(&["1.2.3.4"]);
+        assert_eq!(
+            client_address(peer("203.0.113.9"), &h, &trusted()),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client() {
+        let h = headers(&["1.2.3.4, 198.51.100.7, 10.1.1.1"]);
+        assert_eq!(
+            client_address(peer("10.0.0.2"), &h, &trusted()),
+            ip("198.51.100.7")
+        );
+        // split across several headers, the order still counts
+        let h = headers(&["1.2.3.4", "198.51.100.7", "10.1.1.1"]);
+        assert_eq!(
+            client_address(peer("10.0.0.2"), &h, &trusted()),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn garbage_or_missing_hops_fall_back_to_what_is_known() {
+        let h = headers(&["1.2.3.4, not-an-ip"]);
+        assert_eq!(
+            client_address(peer("10.0.0.2"), &h, &trusted()),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(peer("10.0.0.2"), &HeaderMap::new(), &trusted()),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client_address(None, &HeaderMap::new(), &trusted()), None);
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_are_compared_as_ipv4() {
+        let h = headers(&["198.51.100.7"]);
+        assert_eq!(
+            client_address(peer("::ffff:10.0.0.2"), &h, &trusted()),
+            ip("198.51.100.7")
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Rate limits: tokens per app and caller, and failed authentications per client address.
+//!
+//! State is per replica and in memory (GCRA buckets from `governor`); idle keys are swept
+//! periodically so memory stays bounded however many distinct callers or addresses appear.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::config::RateLimit;
+
+/// Most addresses remembered as blocked at once; beyond it a failing address is still refused
+/// by its bucket, it just is not refused before verification.
+const MAX_BLOCKED: usize = 65_536;
+/// How often idle buckets are dropped.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+fn quota(limit: RateLimit) -> Quota {
+    let count = NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN);
+    let period = limit.per / count.get();
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(count))
+        .allow_burst(count)
+}
+
+/// Seconds to tell a client in `Retry-After` (at least 1).
+fn retry_after(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+pub struct RateLimits {
+    apps: BTreeMap<String, DefaultKeyedRateLimiter<String>>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses over their failure budget, until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    clock: DefaultClock,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("apps", &self.apps.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimits {
+    /// `apps` maps each rate-limited app to its limit; `failures` is the per-address budget of
+    /// failed authentications.
+    pub fn new(apps: impl IntoIterator<Item = (String, RateLimit)>, failures: RateLimit) -> Self {
+        Self {
+            apps: apps
+                .into_iter()
+                .map(|(app, limit)| (app, DefaultKeyedRateLimiter::keyed(quota(limit))))
+                .collect(),
+            failures: DefaultKeyedRateLimiter::keyed(quota(failures)),
+            blocked: Mutex::new(HashMap::new()),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one token from `caller`'s bucket for `app`; `Err` holds the seconds to wait.
+    pub fn check_caller(&self, app: &str, caller: &str) -> Result<(), u64> {
+        let Some(limiter) = self.apps.get(app) else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&caller.to_owned())
+            .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))
+    }
+
+    /// Whether `client` used up its failure budget; `Some` holds the seconds to wait.
+    pub fn blocked(&self, client: IpAddr) -> Option<u64> {
+        let blocked = self.blocked.lock().ok()?;
+        let until = *blocked.get(&client)?;
+        let now = Instant::now();
+        (until > now).then(|| retry_after(until - now))
+    }
+
+    /// Counts a failed authentication from `client`; `Some` (seconds to wait) once the budget
+    /// is used up, after which [`RateLimits::blocked`] refuses the address until it refills.
+    pub fn record_failure(&self, client: IpAddr) -> Option<u64> {
+        let not_until = self.failures.check_key(&client).err()?;
+        let wait = not_until.wait_time_from(self.clock.now());
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = Instant::now();
+            if blocked.len() >= MAX_BLOCKED {
+                blocked.retain(|_, until| *until > now);
+            }
+            if blocked.len() < MAX_BLOCKED {
+                blocked.insert(client, now + wait);
+            }
+        }
+        Some(retry_after(wait))
+    }
+
+    /// Drops idle buckets and expired blocks.
+    pub fn sweep(&self) {
+        for limiter in self.apps.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            blocked.shrink_to_fit();
+        }
+    }
+
+    /// Keys currently held (buckets plus blocks), for tests of the memory bound.
+    pub fn tracked_keys(&self) -> usize {
+        let buckets: usize = self.apps.values().map(|l| l.len()).sum();
+        let blocked = self.blocked.lock().map_or(0, |b| b.len());
+        buckets + self.failures.len() + blocked
+    }
+
+    /// Sweeps every [`SWEEP_INTERVAL`] until the limits are dropped.
+    pub fn start_sweeping(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                let Some(limits) = weak.upgrade() else { break };
+                limits.sweep();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn per_minute(count: u32) -> RateLimit {
+        RateLimit {
+            count,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn each_caller_has_its_own_bucket_per_app() {
+        let limits = RateLimits::new([("support".to_owned(), per_minute(3))], per_minute(5));
+        for _ in 0..3 {
+            assert_eq!(limits.check_caller("support", "alice"), Ok(()));
+        }
+        let wait = limits.check_caller("support", "alice").unwrap_err();
+        assert!((1..=20).contains(&wait), "{wait}");
+        assert_eq!(limits.check_caller("support", "bob"), Ok(()));
+        // apps without a limit are not limited
+        for _ in 0..10 {
+            assert_eq!(limits.check_caller("other", "alice"), Ok(()));
+        }
+    }
+
+    #[test]
+    fn failures_block_an_address_once_its_budget_is_spent() {
+        let limits = RateLimits::new([], per_minute(2));
+        let attacker: IpAddr = "198.51.100.7".parse().unwrap();
+        let bystander: IpAddr = "198.51.100.8".parse().unwrap();
+        assert_eq!(limits.record_failure(attacker), None);
+        assert_eq!(limits.record_failure(attacker), None);
+        assert_eq!(limits.blocked(attacker), None);
+        assert!(limits.record_failure(attacker).is_some());
+        assert!(limits.blocked(attacker).is_some());
+        assert_eq!(limits.blocked(bystander), None);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_distinct_keys() {
+        let limits = RateLimits::new(
+            [("support".to_owned(), per_minute(1))],
+            RateLimit {
+                count: 1,
+                per: Duration::from_millis(1),
+            },
+        );
+        for i in 0..100_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            limits.record_failure(ip);
+            limits.record_failure(ip);
+        }
+        assert!(limits.blocked.lock().unwrap().len() <= MAX_BLOCKED);
+        std::thread::sleep(Duration::from_millis(20));
+        limits.sweep();
+        assert_eq!(limits.tracked_keys(), 0, "idle keys survived a sweep");
+    }
+}
