@@ -3,21 +3,17 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
-use tokio::net::TcpListener;
 
 use crate::auth::{AuthSettings, KeySource, Principal};
 use crate::config::{self, Settings, Source};
-use crate::http::{self, AppState};
-use crate::metrics::Metrics;
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{Runtime, unix_now};
-use crate::{audit, telemetry};
+use crate::{audit, server, telemetry};
 
 /// Exit status for configuration errors.
 const EXIT_CONFIG: u8 = 2;
@@ -88,7 +84,7 @@ pub fn main() -> ExitCode {
         None => Source::default(),
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => with_config(&source, serve),
+        Command::Serve => with_config(&source, |settings| serve(settings, source.clone())),
         Command::CheckConfig => with_config(&source, |settings| {
             println!("{}", summary(&settings));
             ExitCode::SUCCESS
@@ -141,7 +137,7 @@ fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitC
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
+fn serve(settings: Settings, source: Source) -> ExitCode {
     telemetry::init(telemetry::subscriber(
         &settings.log,
         std::io::stdout,
@@ -154,133 +150,12 @@ fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_server(settings)) {
+    match runtime.block_on(server::run(settings, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn run_server(settings: Settings) -> std::io::Result<()> {
-    if settings.server.allow_literal_secrets {
-        tracing::warn!(
-            "server.allow_literal_secrets is true: secrets may be written in the configuration file; use env: or file: references in production"
-        );
-    }
-    let server = settings.server.clone();
-    let runtime = Runtime::new(settings, Arc::new(Metrics::default()), None);
-    runtime.warn_about_old_keys(unix_now() as i64);
-    runtime.start();
-    let metrics = runtime.metrics.clone();
-    let state = AppState::new(runtime);
-
-    let public = TcpListener::bind(server.listen).await?;
-    tracing::info!(address = %public.local_addr()?, "listening");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-
-    let mut servers = tokio::task::JoinSet::new();
-    match server.admin_listen {
-        Some(admin_addr) => {
-            let admin = TcpListener::bind(admin_addr).await?;
-            tracing::info!(address = %admin.local_addr()?, "admin listening");
-            let public_router = http::finish(
-                http::token_router(state.clone()),
-                server.request_timeout,
-                metrics.clone(),
-            );
-            let admin_router = http::finish(
-                http::ops_router(state.clone()),
-                server.request_timeout,
-                metrics.clone(),
-            );
-            servers.spawn(http::serve(
-                public,
-                public_router,
-                server.header_read_timeout,
-                stopped(),
-            ));
-            servers.spawn(http::serve(
-                admin,
-                admin_router,
-                server.header_read_timeout,
-                stopped(),
-            ));
-        }
-        None => {
-            servers.spawn(http::serve(
-                public,
-                http::router(state.clone()),
-                server.header_read_timeout,
-                stopped(),
-            ));
-        }
-    }
-
-    let signal_state = state.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested: readiness now fails, finishing in-flight requests");
-        signal_state.begin_shutdown();
-        let _ = stop_tx.send(true);
-    });
-
-    let mut result = Ok(());
-    let mut draining = false;
-    loop {
-        let next = if draining {
-            match tokio::time::timeout(server.shutdown_grace, servers.join_next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    tracing::warn!("shutdown grace period over; closing remaining connections");
-                    break;
-                }
-            }
-        } else {
-            servers.join_next().await
-        };
-        match next {
-            None => break,
-            Some(Ok(Ok(()))) => draining = true,
-            Some(Ok(Err(error))) => {
-                result = Err(error);
-                draining = true;
-            }
-            Some(Err(join_error)) => {
-                result = Err(std::io::Error::other(join_error));
-                draining = true;
-            }
-        }
-    }
-    result
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -20,5 +20,6 @@ pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
 pub mod runtime;
+pub mod server;
 pub mod telemetry;
 pub mod twilio;

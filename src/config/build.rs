@@ -198,7 +198,8 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         .admin_listen
         .as_deref()
         .and_then(|l| b.socket_addr("server.admin_listen", l));
-    if admin_listen == Some(listen) {
+    // Port 0 picks a free port for each, so only fixed ports can clash.
+    if admin_listen == Some(listen) && listen.port() != 0 {
         b.problem(
             "server.admin_listen",
             "must differ from server.listen (or be left out)",

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokenmint");
-const HS_SECRET: &str = "caller-hs256-secret-0123456789abcdef";
+pub const HS_SECRET: &str = "caller-hs256-secret-0123456789abcdef";
 
-fn tokenmint(args: &[&str]) -> Command {
+pub fn tokenmint(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -22,12 +22,12 @@ fn tokenmint(args: &[&str]) -> Command {
     command
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A configuration for the binary: secrets by reference, an HS256 caller authenticator.
-fn config_file(extra: &str) -> tempfile::NamedTempFile {
+pub fn config_file(extra: &str) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
     let toml = format!(
         r#"
@@ -79,7 +79,7 @@ service_sid = "{IS_CHAT}"
     file
 }
 
-fn path_of(file: &tempfile::NamedTempFile) -> &str {
+pub fn path_of(file: &tempfile::NamedTempFile) -> &str {
     file.path().to_str().unwrap()
 }
 
@@ -226,14 +226,19 @@ fn mint_goes_through_the_same_policy() {
     assert!(text(&output.stdout).is_empty(), "a token was printed");
 }
 
-/// A running `tokenmint serve`, its address read from its own log.
-struct Served {
-    child: Child,
-    addr: String,
+/// A running `tokenmint serve`, its addresses read from its own log.
+pub struct Served {
+    pub child: Child,
+    pub addr: String,
+    /// The admin listener, when the configuration has one.
+    pub admin: Option<String>,
     stdout: std::thread::JoinHandle<String>,
 }
 
-fn serve(file: &tempfile::NamedTempFile) -> Served {
+pub fn serve(file: &tempfile::NamedTempFile) -> Served {
+    let expect_admin = std::fs::read_to_string(file.path())
+        .unwrap()
+        .contains("admin_listen");
     let mut child = tokenmint(&["serve", "--config", path_of(file)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,7 +246,8 @@ fn serve(file: &tempfile::NamedTempFile) -> Served {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = String::new();
-    let addr = loop {
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || (expect_admin && admin.is_none()) {
         let line = lines
             .next()
             .expect("server exited before listening")
@@ -249,10 +255,14 @@ fn serve(file: &tempfile::NamedTempFile) -> Served {
         seen.push_str(&line);
         seen.push('\n');
         let event: Value = serde_json::from_str(&line).unwrap();
-        if event["message"] == "listening" {
-            break event["address"].as_str().unwrap().to_owned();
+        let address = event["address"].as_str().map(str::to_owned);
+        match event["message"].as_str() {
+            Some("listening") => addr = address,
+            Some("admin listening") => admin = address,
+            _ => {}
         }
-    };
+    }
+    let addr = addr.unwrap();
     let stdout = std::thread::spawn(move || {
         for line in lines {
             seen.push_str(&line.unwrap());
@@ -263,15 +273,25 @@ fn serve(file: &tempfile::NamedTempFile) -> Served {
     Served {
         child,
         addr,
+        admin,
         stdout,
     }
 }
 
-fn stop(mut served: Served) -> (Option<i32>, String) {
-    Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
+/// Sends `signal` (e.g. `-HUP`) to the server.
+pub fn signal(served: &Served, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &served.child.id().to_string()])
         .status()
         .unwrap();
+    assert!(status.success());
+}
+
+/// SIGTERM, then the exit status and everything the server printed.
+pub fn stop(mut served: Served) -> (Option<i32>, String) {
+    if served.child.try_wait().unwrap().is_none() {
+        signal(&served, "-TERM");
+    }
     let status = served.child.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut served.child.stderr.take().unwrap(), &mut stderr).unwrap();

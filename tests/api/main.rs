@@ -4,6 +4,7 @@ mod helpers;
 
 mod cli;
 mod jwks;
+mod lifecycle;
 mod limits;
 mod openapi;
 mod operations;

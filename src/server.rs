@@ -1,0 +1,151 @@
+//! The service's lifecycle: bind the listeners, serve, reload on SIGHUP, drain on SIGTERM.
+//!
+//! Reload re-reads the configuration and every `file:` secret; a valid result replaces the
+//! running one atomically (requests in flight finish on the one they started with), an invalid
+//! one is logged and counted and the old one keeps serving. Listen addresses and log settings
+//! only change with a restart.
+//!
+//! Shutdown: the first SIGTERM (or Ctrl-C) makes readiness fail at once and stops accepting on
+//! the public listener; in-flight requests finish within `server.shutdown_grace`. The admin
+//! listener keeps answering (`/readyz` 503) until the public one has drained. A second signal
+//! exits immediately.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::config::{self, Settings, Source};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::runtime::{Runtime, unix_now};
+
+/// Exit status when a second shutdown signal cuts draining short.
+const EXIT_INTERRUPTED: i32 = 130;
+
+fn stop_signal(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Runs the service until a shutdown signal, then drains.
+pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
+    if settings.server.allow_literal_secrets {
+        tracing::warn!(
+            "server.allow_literal_secrets is true: secrets may be written in the configuration file; use env: or file: references in production"
+        );
+    }
+    let server = settings.server.clone();
+    let runtime = Runtime::new(settings, Arc::new(Metrics::default()), None);
+    runtime.warn_about_old_keys(unix_now() as i64);
+    runtime.start();
+    let metrics = runtime.metrics.clone();
+    let state = AppState::new(runtime);
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+
+    let public = TcpListener::bind(server.listen).await?;
+    tracing::info!(address = %public.local_addr()?, "listening");
+    let (stop_public, public_stopped) = watch::channel(false);
+    let (stop_admin, admin_stopped) = watch::channel(false);
+    let (public_router, admin) = match server.admin_listen {
+        Some(admin_addr) => {
+            let admin = TcpListener::bind(admin_addr).await?;
+            tracing::info!(address = %admin.local_addr()?, "admin listening");
+            let token_router = http::token_router(state.clone());
+            let ops_router = http::ops_router(state.clone());
+            let finish = |router| http::finish(router, server.request_timeout, metrics.clone());
+            (finish(token_router), Some((admin, finish(ops_router))))
+        }
+        None => (http::router(state.clone()), None),
+    };
+    let mut public_task = tokio::spawn(http::serve(
+        public,
+        public_router,
+        server.header_read_timeout,
+        stop_signal(&public_stopped),
+    ));
+    let admin_task = admin.map(|(listener, router)| {
+        tokio::spawn(http::serve(
+            listener,
+            router,
+            server.header_read_timeout,
+            stop_signal(&admin_stopped),
+        ))
+    });
+
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => reload(&state, &source).await,
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            result = &mut public_task => {
+                return result.map_err(std::io::Error::other)?;
+            }
+        }
+    }
+
+    tracing::info!("shutdown requested: readiness now fails, finishing in-flight requests");
+    state.begin_shutdown();
+    let _ = stop_public.send(true);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::warn!("second shutdown signal: exiting without waiting for in-flight requests");
+        std::process::exit(EXIT_INTERRUPTED);
+    });
+    match tokio::time::timeout(server.shutdown_grace, &mut public_task).await {
+        Ok(result) => result.map_err(std::io::Error::other)??,
+        Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+    let _ = stop_admin.send(true);
+    if let Some(task) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-reads the configuration and swaps it in when valid.
+async fn reload(state: &AppState, source: &Source) {
+    let current = state.runtime();
+    let loading = source.clone();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&loading)).await;
+    let settings = match loaded {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(error)) => {
+            current.metrics.config_reload(false);
+            for problem in &error.problems {
+                tracing::error!(
+                    path = %problem.path,
+                    problem = %problem.message,
+                    "configuration reload refused; the running configuration stays in force"
+                );
+            }
+            return;
+        }
+        Err(join_error) => {
+            current.metrics.config_reload(false);
+            tracing::error!(error = %join_error, "configuration reload failed");
+            return;
+        }
+    };
+    if settings.server.listen != current.server.listen
+        || settings.server.admin_listen != current.server.admin_listen
+    {
+        tracing::warn!("listen addresses changed; they take effect at the next restart");
+    }
+    let next = Runtime::new(settings, current.metrics.clone(), Some(&current));
+    next.warn_about_old_keys(unix_now() as i64);
+    next.start();
+    state.replace(next);
+    current.metrics.config_reload(true);
+    tracing::info!("configuration reloaded");
+}

@@ -1,0 +1,418 @@
+//! The running binary under load: reload on SIGHUP, key rotation, graceful shutdown on SIGTERM.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::cli::{Served, config_file, serve, signal, stop};
+use crate::helpers::*;
+
+/// Mints continuously from the `edge` app until stopped; counts outcomes.
+struct Load {
+    running: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<BTreeSet<(String, u64)>>>,
+}
+
+impl Load {
+    fn start(addr: &str, workers: usize) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let url = format!("http://{addr}/apps/edge/token");
+        let tasks = (0..workers)
+            .map(|worker| {
+                let (running, ok, failed, url) =
+                    (running.clone(), ok.clone(), failed.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    // (iss, ttl) of every token seen
+                    let mut seen = BTreeSet::new();
+                    while running.load(Ordering::SeqCst) {
+                        let response = client
+                            .post(&url)
+                            .header("X-Gateway-Secret", GATEWAY_SECRET)
+                            .header("X-Authenticated-User", format!("user{worker}"))
+                            .send()
+                            .await;
+                        match response {
+                            Ok(r) if r.status() == 200 => {
+                                let body: Value = r.json().await.unwrap();
+                                let (_, payload) =
+                                    decode_with_any_key(body["token"].as_str().unwrap());
+                                seen.insert((
+                                    payload["iss"].as_str().unwrap().to_owned(),
+                                    body["ttl"].as_u64().unwrap(),
+                                ));
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            _ => {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Self {
+            running,
+            ok,
+            failed,
+            tasks,
+        }
+    }
+
+    /// Stops the load; returns (ok, failed, every (iss, ttl) seen).
+    async fn finish(self) -> (usize, usize, BTreeSet<(String, u64)>) {
+        self.running.store(false, Ordering::SeqCst);
+        let mut seen = BTreeSet::new();
+        for task in self.tasks {
+            seen.extend(task.await.unwrap());
+        }
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+            seen,
+        )
+    }
+}
+
+const KEY2_SID: &str = "SK22222222222222222222222222222222";
+const KEY2_SECRET: &str = "second_api_key_secret_0123456789";
+
+/// Verifies with whichever of the two test keys the token names.
+fn decode_with_any_key(token: &str) -> (Value, Value) {
+    let payload = token.split('.').nth(1).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let secret = if payload["iss"] == KEY2_SID {
+        KEY2_SECRET
+    } else {
+        KEY_SECRET
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    assert!(
+        jsonwebtoken::crypto::verify(parts[2], signed.as_bytes(), &key, Algorithm::HS256).unwrap()
+    );
+    (Value::Null, payload)
+}
+
+fn rewrite(file: &tempfile::NamedTempFile, edit: impl Fn(String) -> String) {
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    // Write-and-rename, as configuration management tools do, so a reload never reads half a file.
+    let tmp = file.path().with_extension("new");
+    std::fs::write(&tmp, edit(text)).unwrap();
+    std::fs::rename(&tmp, file.path()).unwrap();
+}
+
+async fn metrics(served: &Served) -> String {
+    let admin = served.admin.as_ref().unwrap_or(&served.addr);
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(load_seen: impl Fn() -> bool) -> bool {
+    for _ in 0..250 {
+        if load_seen() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Mints once from `edge` and returns (iss, ttl).
+async fn mint_once(served: &Served) -> (String, u64) {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{}/apps/edge/token", served.addr))
+        .header("X-Gateway-Secret", GATEWAY_SECRET)
+        .header("X-Authenticated-User", "probe")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, payload) = decode_with_any_key(body["token"].as_str().unwrap());
+    (
+        payload["iss"].as_str().unwrap().to_owned(),
+        body["ttl"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_valid_change_refuses_an_invalid_one_and_never_fails_a_request() {
+    let file = config_file("admin_listen = \"127.0.0.1:0\"");
+    let served = serve(&file);
+    let load = Load::start(&served.addr, 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    rewrite(&file, |t| {
+        t.replace("auth = \"edge\"", "auth = \"edge\"\nttl = \"2h\"")
+    });
+    signal(&served, "-HUP");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if mint_once(&served).await.1 == 7200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "the valid change never took effect");
+
+    rewrite(&file, |t| {
+        t.replace("ttl = \"2h\"", "ttl = \"2h\"\nmax_ttl = \"25h\"")
+    });
+    signal(&served, "-HUP");
+    let mut refused = false;
+    for _ in 0..100 {
+        if metrics(&served)
+            .await
+            .contains("tokenmint_config_reloads_total{result=\"error\"} 1")
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the invalid change was not counted");
+    assert_eq!(
+        mint_once(&served).await.1,
+        7200,
+        "the invalid change replaced the running config"
+    );
+    assert!(
+        metrics(&served)
+            .await
+            .contains("tokenmint_config_reloads_total{result=\"ok\"} 1")
+    );
+
+    let (ok, failed, seen) = load.finish().await;
+    eprintln!("reload under load: {ok} tokens minted, {failed} failed");
+    assert_eq!(failed, 0, "{failed} requests failed during reloads");
+    assert!(ok > 0);
+    let ttls: BTreeSet<u64> = seen.iter().map(|(_, ttl)| *ttl).collect();
+    assert!(ttls.is_subset(&BTreeSet::from([3600, 7200])), "{ttls:?}");
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0));
+    assert!(
+        logs.contains("apps.edge.max_ttl"),
+        "the refused reload should name the key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_signing_keys_under_load_never_interrupts_minting() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let key2_file = secret_dir.path().join("key2.secret");
+    let file = config_file("");
+    let served = serve(&file);
+    let load = Load::start(&served.addr, 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(mint_once(&served).await.0, KEY_SID);
+
+    // 1. Add the new key in front (it signs from now on); the old one stays configured.
+    std::fs::write(&key2_file, format!("{KEY2_SECRET}\n")).unwrap();
+    let key2 = format!(
+        "[[accounts.main.signing_keys]]\nsid = \"{KEY2_SID}\"\nsecret = \"file:{}\"\n",
+        key2_file.display()
+    );
+    rewrite(&file, |t| {
+        t.replacen(
+            "[[accounts.main.signing_keys]]\n",
+            &format!("{key2}[[accounts.main.signing_keys]]\n"),
+            1,
+        )
+    });
+    signal(&served, "-HUP");
+    let mut switched = false;
+    for _ in 0..100 {
+        if mint_once(&served).await.0 == KEY2_SID {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(switched, "the new key never started signing");
+
+    // 2. Remove the old key.
+    rewrite(&file, |t| {
+        t.replace("[[accounts.main.signing_keys]]\nsid = \"env:T_KEY_SID\"\nsecret = \"env:T_KEY_SECRET\"\n", "")
+    });
+    signal(&served, "-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mint_once(&served).await.0, KEY2_SID);
+
+    let (ok, failed, seen) = load.finish().await;
+    eprintln!("rotation under load: {ok} tokens minted, {failed} failed");
+    assert_eq!(failed, 0, "{failed} requests failed during the rotation");
+    assert!(ok > 0);
+    let issuers: BTreeSet<&str> = seen.iter().map(|(iss, _)| iss.as_str()).collect();
+    assert!(issuers.contains(KEY2_SID), "{issuers:?}");
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0));
+    assert_eq!(logs.matches("configuration reloaded").count(), 2, "{logs}");
+    assert!(!logs.contains(KEY2_SECRET) && !logs.contains(KEY_SECRET));
+}
+
+/// A server whose token requests are held in flight for `delay` by a provider that is slow to
+/// hand out a rotated-in key; returns the server, the JWKS stub and a caller token for that key.
+async fn server_with_slow_provider(
+    delay: Duration,
+) -> (Served, JwksServer, tempfile::NamedTempFile) {
+    let jwks = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let file = config_file("admin_listen = \"127.0.0.1:0\"\nshutdown_grace = \"10s\"");
+    rewrite(&file, |t| {
+        t.replace(
+            "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
+            &format!("algorithms = [\"RS256\"]\njwks_url = \"{}\"", jwks.url),
+        )
+        .replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
+    });
+    let served = serve(&file);
+    let admin = served.admin.clone().unwrap();
+    let mut became_ready = false;
+    for _ in 0..250 {
+        if readiness(&admin).await == 200 {
+            became_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(became_ready);
+    let mut rotated = jwks_a();
+    rotated["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(jwk(&rsa_b(), Algorithm::RS256, "rsa-b"));
+    jwks.set(JwksMode::Slow(delay, rotated));
+    (served, jwks, file)
+}
+
+async fn readiness(admin: &str) -> u16 {
+    reqwest::get(format!("http://{admin}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Starts `n` token requests signed with the rotated-in key and waits until they are in flight.
+async fn requests_in_flight(
+    served: &Served,
+    jwks: &JwksServer,
+    n: usize,
+) -> Vec<JoinHandle<Option<u16>>> {
+    let hits = jwks.hits();
+    let url = format!("http://{}/apps/support/token", served.addr);
+    let tasks = (0..n)
+        .map(|i| {
+            let url = url.clone();
+            let token = sign(
+                Algorithm::RS256,
+                &rsa_b(),
+                Some("rsa-b"),
+                &claims(&format!("u{i}")),
+            );
+            tokio::spawn(async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await;
+                response.ok().map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // Once the slow refetch has started, every request is in flight.
+    assert!(wait_for(|| jwks.hits() > hits).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flips_readiness_first_finishes_in_flight_requests_and_exits_0() {
+    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(2)).await;
+    let admin = served.admin.clone().unwrap();
+    let in_flight = requests_in_flight(&served, &jwks, 12).await;
+    signal(&served, "-TERM");
+    let mut flipped = false;
+    for _ in 0..50 {
+        if readiness(&admin).await == 503 {
+            flipped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        flipped,
+        "readiness did not flip while requests were in flight"
+    );
+    assert!(
+        in_flight.iter().any(|t| !t.is_finished()),
+        "nothing was in flight at SIGTERM"
+    );
+
+    let mut completed = 0;
+    for task in in_flight {
+        assert_eq!(
+            task.await.unwrap(),
+            Some(200),
+            "an accepted request did not complete"
+        );
+        completed += 1;
+    }
+    eprintln!("shutdown under load: {completed} in-flight requests completed after SIGTERM");
+    let url = format!("http://{}/apps/support/token", served.addr);
+    let (status, logs) = stop_after_exit(served);
+    assert_eq!(status, Some(0), "{logs}");
+    // New connections are refused once draining has finished.
+    assert!(reqwest::Client::new().post(url).send().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once() {
+    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(30)).await;
+    let in_flight = requests_in_flight(&served, &jwks, 2).await;
+    signal(&served, "-TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&served, "-TERM");
+    let (status, logs) = stop_after_exit(served);
+    assert_eq!(status, Some(130), "{logs}");
+    assert!(logs.contains("second shutdown signal"));
+    for task in in_flight {
+        assert_eq!(
+            task.await.unwrap(),
+            None,
+            "a request outlived a forced exit"
+        );
+    }
+}
+
+/// Waits for a server that is already shutting down.
+fn stop_after_exit(mut served: Served) -> (Option<i32>, String) {
+    for _ in 0..500 {
+        if served.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(served)
+}
