@@ -34,6 +34,19 @@ pub fn minted(ctx: &Context<'_>, minted: &Minted) {
     );
 }
 
+/// A webhook signature check: the account, the host of the URL and `valid`, `invalid` or
+/// `unknown_account`. Never the signature, the parameters or the body.
+pub fn webhook_checked(account: &str, host: &str, outcome: &str) {
+    tracing::info!(
+        target: TARGET,
+        event = "webhook_checked",
+        account,
+        host,
+        outcome,
+        "webhook signature checked"
+    );
+}
+
 pub fn denied(ctx: &Context<'_>, code: &str, reason: &str) {
     tracing::info!(
         target: TARGET,

@@ -13,6 +13,7 @@ use crate::auth::{AuthSettings, KeySource, Principal};
 use crate::config::{self, Settings, Source};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{Runtime, unix_now};
+use crate::twilio::webhook::{Payload, WebhookRequest};
 use crate::{audit, server, telemetry};
 
 /// Exit status for configuration errors.
@@ -60,6 +61,26 @@ enum Command {
         platform: Option<String>,
         #[arg(long)]
         device_id: Option<String>,
+    },
+    /// Check a webhook's X-Twilio-Signature with an account's Auth Tokens; exit 0 valid, 1 not.
+    VerifyWebhook {
+        #[arg(long)]
+        account: String,
+        /// The full public URL Twilio requested, query included.
+        #[arg(long)]
+        url: String,
+        /// A form parameter as NAME=VALUE (repeatable; repeat a name for several values).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// The raw body of a non-form (e.g. JSON) webhook.
+        #[arg(long, value_name = "PATH", conflicts_with = "params")]
+        body_file: Option<PathBuf>,
+        /// The X-Twilio-Signature header.
+        #[arg(long)]
+        signature: String,
+        /// The X-Twilio-Webhooks-Signature-Settings header, if any.
+        #[arg(long)]
+        signature_settings: Option<String>,
     },
     /// Exit 0 when the running service answers /healthz (for container HEALTHCHECKs, which
     /// have no shell or curl in a minimal image).
@@ -116,6 +137,56 @@ pub fn main() -> ExitCode {
         }),
         Command::Decode { token, secret_env } => decode(&token, secret_env.as_deref()),
         Command::Healthcheck { url: Some(url) } => healthcheck(&url),
+        Command::VerifyWebhook {
+            account,
+            url,
+            params,
+            body_file,
+            signature,
+            signature_settings,
+        } => with_config(&source, |settings| {
+            let Some(account) = settings.accounts.get(&account) else {
+                eprintln!("error: no account named {account:?}");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let mut pairs = Vec::new();
+            for param in &params {
+                let Some((name, value)) = param.split_once('=') else {
+                    eprintln!("error: --param takes NAME=VALUE");
+                    return ExitCode::from(EXIT_CONFIG);
+                };
+                pairs.push((name.to_owned(), value.to_owned()));
+            }
+            let body = match body_file.as_deref().map(std::fs::read) {
+                None => None,
+                Some(Ok(body)) => Some(body),
+                Some(Err(error)) => {
+                    eprintln!("error: cannot read the body file: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let payload = match (&body, pairs.is_empty()) {
+                (Some(body), _) => Payload::Raw(body),
+                (None, false) => Payload::Form(&pairs),
+                (None, true) => Payload::Empty,
+            };
+            let request = WebhookRequest {
+                url: &url,
+                payload,
+                signature: &signature,
+                signature_settings: signature_settings.as_deref(),
+            };
+            match account.webhooks.verify(&request) {
+                Ok(()) => {
+                    println!("valid");
+                    ExitCode::SUCCESS
+                }
+                Err(invalid) => {
+                    println!("invalid: {invalid}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
         Command::Healthcheck { url: None } => with_config(&source, |settings| {
             let server = &settings.server;
             let mut addr = server.admin_listen.unwrap_or(server.listen);

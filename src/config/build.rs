@@ -21,9 +21,11 @@ use crate::policy::{
     AppPolicy, ChatPolicy, GrantPolicies, Rooms, SyncPolicy, TaskRouterPolicy, Template,
     VideoPolicy, VoicePolicy,
 };
+use crate::twilio::webhook::WebhookVerifier;
 use crate::twilio::{MAX_TTL_SECS, Sid, Signer, sid::SidKind};
 
 const MIN_HS256_SECRET_BYTES: usize = 32;
+const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 const MAX_BODY_LIMIT: u64 = 1024 * 1024;
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
@@ -239,6 +241,7 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         allow_literal_secrets: b.allow_literal_secrets,
         default_app: raw.default_app.clone(),
         trusted_proxies: ip_nets(b, "server.trusted_proxies", raw.trusted_proxies.as_deref()),
+        check_credentials_on_start: raw.check_credentials_on_start.unwrap_or(false),
         auth_failure_limit: raw
             .auth_failure_limit
             .as_deref()
@@ -365,6 +368,25 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
             (sid, secret, created)
         })
         .collect();
+    let shared_keys: BTreeMap<String, SecretString> = raw
+        .webhook_shared_keys
+        .iter()
+        .filter_map(|(id, secret)| {
+            let secret = b.secret(&format!("{path}.webhook_shared_keys.{id}"), secret)?;
+            Some((id.clone(), secret))
+        })
+        .collect();
+    let api_base = match &raw.api_base {
+        None => DEFAULT_API_BASE.to_owned(),
+        Some(raw_base) => {
+            let at = format!("{path}.api_base");
+            let base = b.value(&at, raw_base).unwrap_or_default();
+            if let Err(message) = check_https_or_loopback(&base) {
+                b.problem(&at, message);
+            }
+            base.trim_end_matches('/').to_owned()
+        }
+    };
     let rotation_period = b.duration(
         &format!("{path}.rotation_period"),
         &raw.rotation_period,
@@ -379,8 +401,10 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
     let account_sid = account_sid?;
     let mut signing_keys = Vec::new();
     for (sid, secret, created) in keys {
+        let secret = secret?;
         signing_keys.push(SigningKey {
-            signer: Signer::new(account_sid.clone(), sid?, &secret?, region.clone()),
+            signer: Signer::new(account_sid.clone(), sid?, &secret, region.clone()),
+            secret,
             created,
         });
     }
@@ -389,6 +413,8 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
     }
     Some(Account {
         name: name.to_owned(),
+        webhooks: WebhookVerifier::new(&auth_tokens, &shared_keys),
+        api_base,
         keys: signing_keys,
         region,
         auth_tokens,
@@ -527,7 +553,7 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     let keys = if let Some(url) = &raw.jwks_url {
         let url_path = format!("{path}.jwks_url");
         let url = b.value(&url_path, url)?;
-        if let Err(message) = check_jwks_url(&url) {
+        if let Err(message) = check_https_or_loopback(&url) {
             b.problem(&url_path, message);
         }
         if algorithms.iter().any(is_hmac) {
@@ -602,8 +628,8 @@ fn parse_date(date: &str) -> Option<i64> {
     Some(date.midnight().assume_utc().unix_timestamp())
 }
 
-/// `https`, or `http` to a loopback address (a sidecar, a test provider).
-fn check_jwks_url(url: &str) -> Result<(), &'static str> {
+/// `https`, or `http` to a loopback address (a sidecar, a test server).
+fn check_https_or_loopback(url: &str) -> Result<(), &'static str> {
     let parsed = reqwest::Url::parse(url).map_err(|_| "is not a URL")?;
     match parsed.scheme() {
         "https" => Ok(()),

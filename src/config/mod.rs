@@ -21,6 +21,7 @@ pub use secret::Env;
 use crate::auth::AuthSettings;
 use crate::policy::AppPolicy;
 use crate::twilio::Signer;
+use crate::twilio::webhook::WebhookVerifier;
 
 /// The built-in demo configuration, used when no file is named.
 pub const DEMO_CONFIG: &str = include_str!("../../config/default.toml");
@@ -56,6 +57,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Failed authentications allowed per client address. Default 20 per minute.
     pub auth_failure_limit: RateLimit,
+    /// Check every credential against Twilio at start and stay unready if one is rejected.
+    pub check_credentials_on_start: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +82,13 @@ pub struct Account {
     /// Non-empty; the first signs new tokens, the others are kept for rotation.
     pub keys: Vec<SigningKey>,
     pub region: Option<String>,
-    /// For webhook signature checks.
+    /// For webhook signature checks and the online credential check.
     pub auth_tokens: Vec<SecretString>,
+    /// Verifies webhook signatures with the Auth Tokens and `webhook_shared_keys`.
+    pub webhooks: WebhookVerifier,
+    /// Twilio's REST API for this account (region or edge host). Default
+    /// `https://api.twilio.com`.
+    pub api_base: String,
     /// Keys older than this are reported at start and reload. Default 90 days.
     pub rotation_period: Duration,
 }
@@ -89,6 +97,8 @@ pub struct Account {
 #[derive(Debug)]
 pub struct SigningKey {
     pub signer: Signer,
+    /// Kept for the online credential check (HTTP Basic with the key SID).
+    pub secret: SecretString,
     /// When the key was created (unix seconds), if the configuration says.
     pub created: Option<i64>,
 }

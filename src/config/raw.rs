@@ -31,6 +31,7 @@ pub struct RawServer {
     pub default_app: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub auth_failure_limit: Option<String>,
+    pub check_credentials_on_start: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +49,9 @@ pub struct RawAccount {
     #[serde(default)]
     pub signing_keys: Vec<RawSigningKey>,
     pub rotation_period: Option<String>,
+    #[serde(default)]
+    pub webhook_shared_keys: BTreeMap<String, String>,
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

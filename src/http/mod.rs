@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod ops;
 mod token;
+mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -140,12 +141,13 @@ pub fn token_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Health, readiness and metrics.
+/// Health, readiness, metrics and webhook signature checks.
 pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/webhooks/verify", axum::routing::post(webhook::verify))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

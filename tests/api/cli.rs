@@ -42,6 +42,7 @@ level = "debug"
 [accounts.main]
 account_sid = "env:T_ACCOUNT_SID"
 region = "ie1"
+auth_tokens = ["env:T_AUTH_TOKEN"]
 [[accounts.main.signing_keys]]
 sid = "env:T_KEY_SID"
 secret = "env:T_KEY_SECRET"

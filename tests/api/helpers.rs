@@ -25,6 +25,8 @@ pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
 pub const KEY_SECRET: &str = "test_api_key_secret_0123456789ab";
 pub const GATEWAY_SECRET: &str = "gateway-shared-secret-0123456789";
+/// The Auth Token of twilio-token-format.md §7 vectors B and C.
+pub const AUTH_TOKEN: &str = "12345";
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "support-web";
 pub const ORIGIN: &str = "https://support.example.com";
@@ -122,6 +124,8 @@ pub fn test_env() -> HashMap<String, String> {
         ("T_KEY_SID".into(), KEY_SID.into()),
         ("T_KEY_SECRET".into(), KEY_SECRET.into()),
         ("T_GATEWAY_SECRET".into(), GATEWAY_SECRET.into()),
+        ("T_AUTH_TOKEN".into(), AUTH_TOKEN.into()),
+        ("T_SHARED_KEY".into(), AUTH_TOKEN.into()),
     ])
 }
 
@@ -163,6 +167,8 @@ level = "debug"
 
 [accounts.main]
 account_sid = "env:T_ACCOUNT_SID"
+auth_tokens = ["env:T_AUTH_TOKEN"]
+webhook_shared_keys = {{ k1 = "env:T_SHARED_KEY" }}
 [[accounts.main.signing_keys]]
 sid = "env:T_KEY_SID"
 secret = "env:T_KEY_SECRET"

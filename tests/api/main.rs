@@ -10,3 +10,4 @@ mod openapi;
 mod operations;
 mod security;
 mod token;
+mod webhooks;

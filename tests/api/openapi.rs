@@ -12,7 +12,7 @@ use crate::helpers::*;
 /// The routes of `src/http/mod.rs` (`token_router` and `ops_router`), as `(method, path)`.
 /// When a route is added, removed or changed, update the router, this list and `openapi.yaml`
 /// together: the tests below fail until all three agree.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 8] = [
     ("get", "/token"),
     ("post", "/token"),
     ("get", "/apps/{app}/token"),
@@ -20,6 +20,7 @@ const ROUTES: [(&str, &str); 7] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("post", "/webhooks/verify"),
 ];
 
 /// Methods an OpenAPI path item may define. HEAD and OPTIONS are left out: axum answers HEAD
