@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +15,7 @@ use crate::config::{self, Settings, Source};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{Runtime, unix_now};
 use crate::twilio::webhook::{Payload, WebhookRequest};
-use crate::{audit, server, telemetry};
+use crate::{audit, credentials, server, telemetry};
 
 /// Exit status for configuration errors.
 const EXIT_CONFIG: u8 = 2;
@@ -38,7 +39,15 @@ enum Command {
     /// Run the service (the default).
     Serve,
     /// Validate the configuration and print a summary without secrets.
-    CheckConfig,
+    CheckConfig {
+        /// Also ask Twilio whether every signing key and Auth Token is accepted; exit 1 when
+        /// one is rejected or belongs to another account.
+        #[arg(long)]
+        online: bool,
+        /// Seconds to wait for each answer in --online mode.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Mint a token offline through an app's policy and print it.
     Mint {
         #[arg(long)]
@@ -106,9 +115,13 @@ pub fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => with_config(&source, |settings| serve(settings, source.clone())),
-        Command::CheckConfig => with_config(&source, |settings| {
+        Command::CheckConfig { online, timeout } => with_config(&source, |settings| {
             println!("{}", summary(&settings));
-            ExitCode::SUCCESS
+            if online {
+                check_online(&settings, Duration::from_secs(timeout))
+            } else {
+                ExitCode::SUCCESS
+            }
         }),
         Command::Mint {
             app,
@@ -227,6 +240,28 @@ fn serve(settings: Settings, source: Source) -> ExitCode {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn check_online(settings: &Settings, timeout: Duration) -> ExitCode {
+    let checks = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(credentials::check_accounts(&settings.accounts, timeout)),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("online check:");
+    for check in &checks {
+        println!("  {check}");
+    }
+    if checks.iter().any(|c| c.verdict.is_failure()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod metrics;
 pub mod policy;

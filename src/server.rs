@@ -18,9 +18,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::config::{self, Settings, Source};
+use crate::credentials::{self, Verdict};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, unix_now};
+
+const CREDENTIAL_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Exit status when a second shutdown signal cuts draining short.
 const EXIT_INTERRUPTED: i32 = 130;
@@ -45,6 +48,28 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
     runtime.start();
     let metrics = runtime.metrics.clone();
     let state = AppState::new(runtime);
+
+    if server.check_credentials_on_start {
+        state.set_credentials_ok(false);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let runtime = state.runtime();
+            let checks =
+                credentials::check_accounts(&runtime.accounts, CREDENTIAL_CHECK_TIMEOUT).await;
+            let mut ok = true;
+            for check in &checks {
+                if check.verdict.is_failure() {
+                    ok = false;
+                    tracing::error!(%check, "Twilio rejected a credential; staying unready");
+                } else if check.verdict != Verdict::Accepted {
+                    tracing::warn!(%check, "credential could not be confirmed");
+                } else {
+                    tracing::info!(%check, "credential confirmed");
+                }
+            }
+            state.set_credentials_ok(ok);
+        });
+    }
 
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;

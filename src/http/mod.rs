@@ -39,6 +39,9 @@ pub struct AppState {
 struct Shared {
     runtime: ArcSwap<Runtime>,
     shutting_down: AtomicBool,
+    /// Cleared while credentials are being checked at start, and kept cleared if Twilio
+    /// rejected one (`server.check_credentials_on_start`).
+    credentials_ok: AtomicBool,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             shared: Arc::new(Shared {
                 runtime: ArcSwap::from_pointee(runtime),
                 shutting_down: AtomicBool::new(false),
+                credentials_ok: AtomicBool::new(true),
             }),
         }
     }
@@ -66,8 +70,15 @@ impl AppState {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Holds readiness until [`AppState::set_credentials_ok`] says otherwise.
+    pub fn set_credentials_ok(&self, ok: bool) {
+        self.shared.credentials_ok.store(ok, Ordering::SeqCst);
+    }
+
     pub fn is_ready(&self) -> bool {
-        !self.shared.shutting_down.load(Ordering::SeqCst) && self.runtime().is_ready()
+        !self.shared.shutting_down.load(Ordering::SeqCst)
+            && self.shared.credentials_ok.load(Ordering::SeqCst)
+            && self.runtime().is_ready()
     }
 
     /// The app a token request names, by path (`/apps/{app}/token`) or by query (`/token?app=`),

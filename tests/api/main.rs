@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod credentials;
 mod jwks;
 mod lifecycle;
 mod limits;
