@@ -58,6 +58,7 @@ pub struct Metrics {
     request_duration: Family<RouteStatus, Histogram, fn() -> Histogram>,
     jwks_refreshes: Family<AuthResult, Counter>,
     config_reloads: Family<Outcome, Counter>,
+    caller_cache: Family<AuthResult, Counter>,
     signing_key_age: Family<AccountKey, Gauge<f64, AtomicU64>>,
 }
 
@@ -104,6 +105,12 @@ impl Default for Metrics {
             "Configuration reloads, by result",
             config_reloads.clone(),
         );
+        let caller_cache = Family::default();
+        registry.register(
+            "caller_cache",
+            "Caller JWTs answered from the verified-caller cache (hit) or verified (miss)",
+            caller_cache.clone(),
+        );
         let signing_key_age = Family::default();
         registry.register_with_unit(
             "signing_key_age",
@@ -118,6 +125,7 @@ impl Default for Metrics {
             request_duration,
             jwks_refreshes,
             config_reloads,
+            caller_cache,
             signing_key_age,
         }
     }
@@ -156,6 +164,16 @@ impl Metrics {
     /// `result` is `ok` or a short failure reason.
     pub fn jwks_refresh(&self, auth: &str, result: &str) {
         self.jwks_refreshes
+            .get_or_create(&AuthResult {
+                auth: auth.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn caller_cache(&self, auth: &str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.caller_cache
             .get_or_create(&AuthResult {
                 auth: auth.to_owned(),
                 result: result.to_owned(),

@@ -221,11 +221,42 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
     })
 }
 
+/// How many verified caller tokens are remembered.
+/// Bounded so the cache stays a few megabytes even with claim-heavy tokens.
+pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
+
+/// A caller token that verified: reused until its `exp` (plus leeway, exactly as a fresh
+/// verification would allow), and only while the key set that verified it is still in force.
+struct Verified {
+    principal: Principal,
+    exp: f64,
+    keys: usize,
+}
+
+/// Identifies a key set: every fetch or reload makes a new `Arc`.
+fn key_set_id(keys: &Arc<KeySet>) -> usize {
+    Arc::as_ptr(keys) as usize
+}
+
 /// A `jwt` authenticator with its keys.
-#[derive(Debug)]
 pub struct JwtAuthenticator {
     settings: JwtSettings,
     remote: Option<Arc<RemoteKeys>>,
+    /// Verified tokens by the SHA-256 of the whole token, so a caller that asks again before
+    /// its token expires costs a hash instead of a signature verification.
+    verified: quick_cache::sync::Cache<[u8; 32], Arc<Verified>>,
+    name: String,
+    metrics: Arc<Metrics>,
+}
+
+impl fmt::Debug for JwtAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthenticator")
+            .field("settings", &self.settings)
+            .field("remote", &self.remote)
+            .field("verified_cached", &self.verified.len())
+            .finish()
+    }
 }
 
 /// The parts of a compact JWS, checked for shape only.
@@ -309,13 +340,19 @@ impl JwtAuthenticator {
                         *cache_ttl,
                         *refetch_cooldown,
                         *max_stale,
-                        metrics,
+                        metrics.clone(),
                     ))
                 }))
             }
             KeySource::Static(_) => None,
         };
-        Self { settings, remote }
+        Self {
+            settings,
+            remote,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES),
+            name: name.to_owned(),
+            metrics,
+        }
     }
 
     pub fn start(&self) {
@@ -330,6 +367,46 @@ impl JwtAuthenticator {
 
     /// Verifies `token` at `now` (unix seconds) and returns the caller.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let digest: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
+        let keys = self.current_keys();
+        if let Some(keys) = &keys
+            && let Some(hit) = self.verified.get(&digest)
+            && hit.keys == key_set_id(keys)
+            && (now as f64) < hit.exp + self.settings.leeway_secs as f64
+        {
+            self.metrics.caller_cache(&self.name, true);
+            return Ok(hit.principal.clone());
+        }
+        self.metrics.caller_cache(&self.name, false);
+        let (principal, exp, keys) = self.verify_uncached(token, now, keys).await?;
+        self.verified.insert(
+            digest,
+            Arc::new(Verified {
+                principal: principal.clone(),
+                exp,
+                keys: key_set_id(&keys),
+            }),
+        );
+        Ok(principal)
+    }
+
+    /// The key set in force now, if any (a remote provider may not have answered yet).
+    fn current_keys(&self) -> Option<Arc<KeySet>> {
+        match (&self.settings.keys, &self.remote) {
+            (KeySource::Static(keys), _) => Some(keys.clone()),
+            (KeySource::Remote { .. }, Some(remote)) => remote.current(),
+            (KeySource::Remote { .. }, None) => None,
+        }
+    }
+
+    /// Full verification; also returns the token's `exp` and the key set that verified it.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+        current: Option<Arc<KeySet>>,
+    ) -> Result<(Principal, f64, Arc<KeySet>), AuthError> {
         let parts = split(token)?;
         if parts.header.len() > MAX_HEADER_BYTES {
             return Err(AuthError::unauthenticated("header_too_large"));
@@ -353,30 +430,31 @@ impl JwtAuthenticator {
             Some(_) => return Err(AuthError::unauthenticated("malformed_kid")),
         };
 
-        let verified = match &self.settings.keys {
-            KeySource::Static(keys) => check_signature(keys, alg, kid, &parts)?,
-            KeySource::Remote { .. } => {
-                let remote = self.remote.as_ref().ok_or(AuthError::Unavailable {
+        let keys = match (&self.remote, current) {
+            (Some(_), Some(keys)) if kid.is_none_or(|kid| keys.has_kid(kid)) => keys,
+            (Some(remote), _) => remote.keys_for(kid).await?,
+            (None, Some(keys)) => keys,
+            (None, None) => {
+                return Err(AuthError::Unavailable {
                     retry_after_secs: 1,
-                })?;
-                let keys = remote.keys_for(kid).await?;
-                check_signature(&keys, alg, kid, &parts)?
+                });
             }
         };
-        if !verified {
+        if !check_signature(&keys, alg, kid, &parts)? {
             return Err(AuthError::unauthenticated("bad_signature"));
         }
 
         let claims = decode_object(parts.payload, "malformed_payload")?;
-        self.check_claims(&claims, now)?;
+        let exp = self.check_claims(&claims, now)?;
         let subject = match claims.get("sub") {
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
             _ => return Err(AuthError::unauthenticated("missing_sub")),
         };
-        Ok(Principal { subject, claims })
+        Ok((Principal { subject, claims }, exp, keys))
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
+    /// Checks the registered claims; returns `exp`.
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<f64, AuthError> {
         match claims.get("iss") {
             Some(Value::String(iss)) if *iss == self.settings.issuer => {}
             _ => return Err(AuthError::unauthenticated("wrong_issuer")),
@@ -405,7 +483,7 @@ impl JwtAuthenticator {
         if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
             return Err(AuthError::unauthenticated("issued_in_future"));
         }
-        Ok(())
+        Ok(exp)
     }
 }
 

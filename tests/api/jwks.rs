@@ -263,3 +263,90 @@ async fn a_slow_provider_delays_only_the_requests_that_need_it() {
     assert_eq!(slow.await.unwrap(), 401);
     app.mint_as("alice", None, 200).await;
 }
+
+async fn cache_counts(app: &TestApp) -> (u64, u64) {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let count = |result: &str| {
+        let prefix = format!("tokenmint_caller_cache_total{{auth=\"corp\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    (count("hit"), count("miss"))
+}
+
+#[tokio::test]
+async fn a_caller_asking_again_is_answered_from_the_verified_cache() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |t| t).await;
+    let token = token_for("alice");
+    for _ in 0..3 {
+        let body = expect(
+            app.post("/apps/support/token", Some(&token), None).await,
+            200,
+        )
+        .await;
+        assert_eq!(body["identity"], "alice");
+    }
+    assert_eq!(cache_counts(&app).await, (2, 1));
+    // A different token (another caller) is verified on its own.
+    app.mint_as("bob", None, 200).await;
+    assert_eq!(cache_counts(&app).await, (2, 2));
+}
+
+#[tokio::test]
+async fn a_cached_caller_never_outlives_its_token() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |t| t).await;
+    let mut expiring = claims("alice");
+    // Accepted for about two more seconds (60 s leeway).
+    expiring["exp"] = json!(tokenmint::runtime::unix_now() - 58);
+    let token = sign(Algorithm::RS256, &rsa_a(), Some("rsa-a"), &expiring);
+    expect(
+        app.post("/apps/support/token", Some(&token), None).await,
+        200,
+    )
+    .await;
+    expect(
+        app.post("/apps/support/token", Some(&token), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(cache_counts(&app).await.0, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let response = app.post("/apps/support/token", Some(&token), None).await;
+    expect_problem(response, 401, "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn a_key_set_change_invalidates_cached_callers() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |t| {
+        t.replace(
+            "jwks_refetch_cooldown = \"30s\"",
+            "jwks_refetch_cooldown = \"1s\"",
+        )
+    })
+    .await;
+    let token = token_for("alice");
+    expect(
+        app.post("/apps/support/token", Some(&token), None).await,
+        200,
+    )
+    .await;
+
+    // The provider drops key A; an unknown kid makes the service refetch.
+    server.set(JwksMode::Serve(
+        json!({"keys": [jwk(&rsa_b(), Algorithm::RS256, "rsa-b")]}),
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    expect(
+        app.post("/apps/support/token", Some(&token_b("bob", "rsa-b")), None)
+            .await,
+        200,
+    )
+    .await;
+
+    let response = app.post("/apps/support/token", Some(&token), None).await;
+    expect_problem(response, 401, "unauthenticated").await;
+}
