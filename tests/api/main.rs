@@ -5,6 +5,7 @@ mod helpers;
 mod cli;
 mod credentials;
 mod jwks;
+mod leaks;
 mod lifecycle;
 mod limits;
 mod openapi;
