@@ -77,7 +77,13 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
         }
         Err(error) => {
             audit::denied(&ctx, error.code, &error.reason);
-            runtime.metrics.denied(app_name, error.code);
+            // A name a client made up must not become a metric label (unbounded series).
+            let label = if runtime.apps.contains_key(app_name) {
+                app_name
+            } else {
+                "(unknown)"
+            };
+            runtime.metrics.denied(label, error.code);
             error.into_response()
         }
     };

@@ -144,3 +144,18 @@ async fn failed_authentications_are_limited_per_client_address_from_the_right_mo
     // Another address is unaffected.
     expect(post_from(&app, "198.51.100.8", &valid).await, 200).await;
 }
+
+#[tokio::test]
+async fn requests_for_unknown_apps_cannot_create_metric_series() {
+    let app = spawn_app().await;
+    for name in ["made-up-1", "made-up-2"] {
+        let response = app.post(&format!("/apps/{name}/token"), None, None).await;
+        expect_problem(response, 404, "unknown_app").await;
+    }
+    let text = metrics_text(&app).await;
+    assert!(!text.contains("made-up"), "{text}");
+    assert!(
+        text.contains(r#"tokenmint_token_denials_total{app="(unknown)",code="unknown_app"} 2"#),
+        "{text}"
+    );
+}
