@@ -266,6 +266,11 @@ fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
         .ok_or_else(|| ApiError::invalid_request(format!("unknown grant {:?}", truncate(name))))
 }
 
+/// JSON Schema counts `1800.0` as the integer 1800, so it is accepted as such.
+fn whole_seconds(value: f64) -> Option<u64> {
+    (value.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&value)).then_some(value as u64)
+}
+
 fn once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), ApiError> {
     if slot.replace(value).is_some() {
         return Err(ApiError::invalid_request(format!(
@@ -293,9 +298,13 @@ fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
             }
             "room" => once(&mut out.room, "room", value.into_owned())?,
             "ttl" => {
-                let ttl = value.parse::<u64>().map_err(|_| {
-                    ApiError::invalid_request("ttl must be a whole number of seconds")
-                })?;
+                let ttl = value
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| value.parse::<f64>().ok().and_then(whole_seconds))
+                    .ok_or_else(|| {
+                        ApiError::invalid_request("ttl must be a whole number of seconds")
+                    })?;
                 once(&mut out.ttl_secs, "ttl", ttl)?;
             }
             "platform" => once(&mut out.platform, "platform", value.into_owned())?,
@@ -343,7 +352,10 @@ fn from_json(body: &[u8]) -> Result<MintRequest, ApiError> {
                 out.grants = Some(grants);
             }
             "ttl" => {
-                out.ttl_secs = Some(value.as_u64().ok_or_else(|| {
+                let whole = value
+                    .as_u64()
+                    .or_else(|| value.as_f64().and_then(whole_seconds));
+                out.ttl_secs = Some(whole.ok_or_else(|| {
                     ApiError::invalid_request("ttl must be a whole number of seconds")
                 })?);
             }

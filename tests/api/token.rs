@@ -277,3 +277,24 @@ async fn health_and_readiness_answer() {
         "ok"
     );
 }
+
+#[tokio::test]
+async fn a_whole_ttl_written_with_a_fraction_is_accepted_as_json_schema_counts_it() {
+    let app = spawn_app().await;
+    let body = app
+        .mint_as("alice", Some(json!({"ttl": 1800.0})), 200)
+        .await;
+    assert_eq!(body["ttl"], 1800);
+    let response = app
+        .get("/apps/support/token?ttl=600.0", Some(&token_for("alice")))
+        .await;
+    assert_eq!(expect(response, 200).await["ttl"], 600);
+    let response = app
+        .post(
+            "/apps/support/token",
+            Some(&token_for("alice")),
+            Some(json!({"ttl": 1.5})),
+        )
+        .await;
+    expect_problem(response, 400, "invalid_request").await;
+}
