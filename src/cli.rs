@@ -133,19 +133,24 @@ pub fn main() -> ExitCode {
             platform,
             device_id,
         } => with_config(&source, |settings| {
+            let parsed: Result<Vec<GrantKind>, &String> = grants
+                .iter()
+                .map(|g| GrantKind::parse(g).ok_or(g))
+                .collect();
+            let parsed = match parsed {
+                Ok(parsed) => parsed,
+                Err(bad) => {
+                    eprintln!("error: unknown grant {bad:?}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let request = MintRequest {
-                grants: (!grants.is_empty())
-                    .then_some(())
-                    .map(|()| grants.iter().filter_map(|g| GrantKind::parse(g)).collect()),
+                grants: (!parsed.is_empty()).then_some(parsed),
                 room,
                 ttl_secs: ttl,
                 platform,
                 device_id,
             };
-            if let Some(bad) = grants.iter().find(|g| GrantKind::parse(g).is_none()) {
-                eprintln!("error: unknown grant {bad:?}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
             mint(settings, &app, &identity, &claims, &request)
         }),
         Command::Decode { token, secret_env } => decode(&token, secret_env.as_deref()),
