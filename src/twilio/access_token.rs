@@ -2,9 +2,9 @@
 
 use std::fmt;
 
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -32,8 +32,6 @@ pub enum SignError {
     TtlOutOfRange(u64),
     #[error("could not encode the token payload")]
     Encode(#[from] serde_json::Error),
-    #[error("could not sign the token")]
-    Sign(#[source] jsonwebtoken::errors::Error),
 }
 
 /// One API key of one account, ready to sign. The secret is held only inside the HMAC key and
@@ -42,7 +40,8 @@ pub struct Signer {
     account_sid: Sid<Account>,
     key_sid: Sid<ApiKey>,
     region: Option<String>,
-    key: EncodingKey,
+    /// HS256 key, prepared once: building it per token would double the cost of signing.
+    key: hmac::Key,
     /// `base64url(header) + "."`, computed once: it depends only on the region.
     encoded_header: String,
 }
@@ -88,7 +87,7 @@ impl Signer {
             account_sid,
             key_sid,
             region,
-            key: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes()),
             encoded_header,
         }
     }
@@ -124,10 +123,9 @@ impl Signer {
             String::with_capacity(self.encoded_header.len() + payload_json.len() * 4 / 3 + 48);
         jws.push_str(&self.encoded_header);
         URL_SAFE_NO_PAD.encode_string(payload_json, &mut jws);
-        let signature = jsonwebtoken::crypto::sign(jws.as_bytes(), &self.key, Algorithm::HS256)
-            .map_err(SignError::Sign)?;
+        let signature = hmac::sign(&self.key, jws.as_bytes());
         jws.push('.');
-        jws.push_str(&signature);
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
         Ok(jws)
     }
 }
