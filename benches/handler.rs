@@ -1,0 +1,378 @@
+//! The whole token route, in process: `http::router` (every layer the server installs: panic
+//! guard, timeout, metrics, CORS, the handler) called through `tower::ServiceExt::oneshot` with
+//! a ready-made request, the response body read to the end. No socket, no HTTP parsing.
+//!
+//! - `handler/RS256_distinct`, `handler/ES256_distinct`: `POST /token` for the JWT app, every
+//!   request a new caller (tokens signed ahead in batches, outside the timed region), so no
+//!   cache can answer;
+//! - `handler/RS256_same_token`: one caller over and over (what a verified-caller cache speeds up);
+//! - `handler/gateway`: the same app policy behind a gateway authenticator (a shared-secret
+//!   header instead of a JWT): the handler's cost without any signature verification;
+//! - `handler/gateway_json_log`: the same with the service's JSON log subscriber at `info`
+//!   writing to a sink, i.e. the audit record's formatting cost on top.
+//!
+//! `cargo bench --bench handler`; `bench/criterion-summary.py` prints the ratios.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+use tokenmint::config::{self, Env, LogFormat, LogSettings, Source};
+use tokenmint::http::{self, AppState};
+use tokenmint::runtime::Runtime;
+use tower::ServiceExt;
+
+const ISSUER: &str = "https://idp.example.com/";
+const AUDIENCE: &str = "support-web";
+const GATEWAY_SECRET: &str = "bench-gateway-shared-secret-0123";
+const BODY: &str = r#"{"grants":["voice","video"],"room":"support-lobby"}"#;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).expect("PEM is ASCII");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(body).expect("PEM body is base64")
+}
+
+fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> serde_json::Value {
+    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).expect("a JWK"))
+        .expect("JWK serialises");
+    jwk["kid"] = json!(kid);
+    jwk["use"] = json!("sig");
+    jwk
+}
+
+/// Signs caller tokens with the fixture keys, on every core.
+struct Issuer {
+    rsa: RsaKeyPair,
+    ec: EcdsaKeyPair,
+    now: u64,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        Self {
+            rsa: RsaKeyPair::from_pkcs8(&pem_der(&fixture("rsa_a.pem"))).expect("RSA key"),
+            ec: EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pem_der(&fixture("ec_a.pem")),
+            )
+            .expect("EC key"),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        }
+    }
+
+    fn token(&self, alg: Algorithm, index: u64, rng: &SystemRandom) -> String {
+        let (name, kid) = match alg {
+            Algorithm::RS256 => ("RS256", "rsa-a"),
+            _ => ("ES256", "ec-a"),
+        };
+        let header = json!({"alg": name, "typ": "JWT", "kid": kid});
+        let claims = json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": format!("caller_{index:07}"),
+            "iat": self.now, "nbf": self.now, "exp": self.now + 3600, "roles": ["agent"],
+        });
+        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
+        let signature = match alg {
+            Algorithm::RS256 => {
+                let mut sig = vec![0; self.rsa.public_modulus_len()];
+                self.rsa
+                    .sign(&RSA_PKCS1_SHA256, rng, token.as_bytes(), &mut sig)
+                    .expect("RSA signs");
+                sig
+            }
+            _ => self
+                .ec
+                .sign(rng, token.as_bytes())
+                .expect("ECDSA signs")
+                .as_ref()
+                .to_vec(),
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
+    }
+
+    /// `count` tokens for subjects `first..first + count`.
+    fn tokens(&self, alg: Algorithm, first: u64, count: u64) -> Vec<String> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let chunk = count.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..count)
+                .step_by(chunk as usize)
+                .map(|start| {
+                    let end = (start + chunk).min(count);
+                    scope.spawn(move || {
+                        let rng = SystemRandom::new();
+                        (start..end)
+                            .map(|i| self.token(alg, first + i, &rng))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("signing thread"))
+                .collect()
+        })
+    }
+}
+
+/// Fresh caller tokens, signed ahead in batches so that signing never runs between two timed
+/// samples of a benchmark (it would leave the caches cold); each token is handed out once.
+struct Pool<'a> {
+    issuer: &'a Issuer,
+    alg: Algorithm,
+    next_subject: u64,
+    ready: std::collections::VecDeque<String>,
+}
+
+impl<'a> Pool<'a> {
+    /// Batches of this many tokens (about 2 s of RS256 signing on two cores).
+    const BATCH: u64 = 8192;
+
+    fn new(issuer: &'a Issuer, alg: Algorithm, first_subject: u64) -> Self {
+        let mut pool = Self {
+            issuer,
+            alg,
+            next_subject: first_subject,
+            ready: Default::default(),
+        };
+        pool.refill(Self::BATCH);
+        pool
+    }
+
+    fn refill(&mut self, count: u64) {
+        let tokens = self.issuer.tokens(self.alg, self.next_subject, count);
+        self.next_subject += count;
+        self.ready.extend(tokens);
+    }
+
+    /// `count` tokens no one has used yet.
+    fn take(&mut self, count: u64) -> Vec<String> {
+        if (self.ready.len() as u64) < count {
+            self.refill((count - self.ready.len() as u64).max(Self::BATCH));
+        }
+        self.ready.drain(..count as usize).collect()
+    }
+}
+
+/// The load benchmark's configuration (bench/tokenmint.toml) plus `support_gw`, the same app
+/// behind a gateway authenticator.
+fn router(jwks_path: &std::path::Path) -> Router {
+    let grants = r#"
+[apps.APP.grants.voice]
+incoming = true
+outgoing_application_sid = "AP00112233445566778899aabbccddeeff"
+outgoing_params = { agent = "{sub}" }
+require_claims = { roles = "agent" }
+
+[apps.APP.grants.video]
+rooms = ["support-*", "user-{sub}"]
+
+[apps.APP.grants.chat]
+service_sid = "IS00112233445566778899aabbccdd0002"
+
+[apps.APP.grants.sync]
+service_sid = "IS00112233445566778899aabbccdd0003"
+"#;
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+default_app = "support"
+
+[accounts.main]
+account_sid = "AC0123456789abcdef0123456789abcdef"
+[[accounts.main.signing_keys]]
+sid = "SKfedcba9876543210fedcba9876543210"
+secret = "env:T_KEY_SECRET"
+
+[auth.corp]
+kind = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+algorithms = ["RS256", "ES256"]
+jwks_file = {path:?}
+
+[auth.edge]
+kind = "gateway"
+identity_header = "X-Authenticated-User"
+claim_headers = {{ roles = "X-Authenticated-Roles" }}
+shared_secret_header = "X-Gateway-Secret"
+shared_secret = "env:T_GATEWAY_SECRET"
+
+[apps.support]
+account = "main"
+auth = "corp"
+identity = "{{sub}}"
+ttl = "1h"
+max_ttl = "4h"
+cors_origins = ["https://support.example.com"]
+{support_grants}
+[apps.support_gw]
+account = "main"
+auth = "edge"
+identity = "{{sub}}"
+ttl = "1h"
+max_ttl = "4h"
+{gateway_grants}"#,
+        path = jwks_path.display().to_string(),
+        support_grants = grants.replace("APP", "support"),
+        gateway_grants = grants.replace("APP", "support_gw"),
+    );
+    let env = HashMap::from([
+        (
+            "T_KEY_SECRET".to_owned(),
+            "bench_api_key_secret_0123456789ab".to_owned(),
+        ),
+        ("T_GATEWAY_SECRET".to_owned(), GATEWAY_SECRET.to_owned()),
+    ]);
+    let settings = config::load(&Source::text(toml).with_env(Env::Fixed(env)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    http::router(AppState::new(Runtime::new(
+        settings,
+        Default::default(),
+        None,
+    )))
+}
+
+fn peer() -> ConnectInfo<SocketAddr> {
+    ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000)))
+}
+
+fn jwt_request(token: &str) -> Request<Body> {
+    let mut request = Request::post("/token")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(BODY))
+        .expect("a request");
+    request.extensions_mut().insert(peer());
+    request
+}
+
+fn gateway_request(subject: &str) -> Request<Body> {
+    let mut request = Request::post("/apps/support_gw/token")
+        .header("x-authenticated-user", subject)
+        .header("x-authenticated-roles", "agent")
+        .header("x-gateway-secret", GATEWAY_SECRET)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(BODY))
+        .expect("a request");
+    request.extensions_mut().insert(peer());
+    request
+}
+
+/// Sends every request through the router and returns the time it took.
+async fn run(router: &Router, requests: Vec<Request<Body>>) -> Duration {
+    let started = Instant::now();
+    for request in requests {
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        if status != StatusCode::OK {
+            panic!("{status}: {}", String::from_utf8_lossy(&body));
+        }
+        black_box(body);
+    }
+    started.elapsed()
+}
+
+fn handler(c: &mut Criterion) {
+    let issuer = Issuer::new();
+    let jwks_file = tempfile::NamedTempFile::new().expect("temp file");
+    let jwks = json!({"keys": [
+        jwk(&EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key"), Algorithm::RS256, "rsa-a"),
+        jwk(&EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key"), Algorithm::ES256, "ec-a"),
+    ]});
+    std::fs::write(jwks_file.path(), jwks.to_string()).expect("write the JWKS");
+    let router = router(jwks_file.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+
+    let mut group = c.benchmark_group("handler");
+    group.throughput(Throughput::Elements(1));
+    // Signing the fresh caller tokens takes longer than serving them: keep these short.
+    group.measurement_time(Duration::from_secs(2));
+    for (alg, name) in [
+        (Algorithm::RS256, "RS256_distinct"),
+        (Algorithm::ES256, "ES256_distinct"),
+    ] {
+        let mut pool = Pool::new(&issuer, alg, 0);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let requests: Vec<_> = pool.take(iters).iter().map(|t| jwt_request(t)).collect();
+                let router = &router;
+                async move { run(router, requests).await }
+            })
+        });
+    }
+    group.measurement_time(Duration::from_secs(3));
+    let same = issuer.token(Algorithm::RS256, 9_999_999, &SystemRandom::new());
+    group.bench_function("RS256_same_token", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let requests: Vec<_> = (0..iters).map(|_| jwt_request(&same)).collect();
+            let router = &router;
+            async move { run(router, requests).await }
+        })
+    });
+    let gateway = |b: &mut criterion::Bencher<'_>| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let requests: Vec<_> = (0..iters)
+                .map(|i| gateway_request(&format!("caller_{i:07}")))
+                .collect();
+            let router = &router;
+            async move { run(router, requests).await }
+        })
+    };
+    group.bench_function("gateway", gateway);
+    let log = LogSettings {
+        format: LogFormat::Json,
+        level: "info".into(),
+    };
+    let subscriber = tokenmint::telemetry::subscriber(&log, std::io::sink, false);
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("gateway_json_log", gateway);
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = handler
+}
+criterion_main!(benches);

@@ -1,0 +1,333 @@
+//! Verifying a caller's JWT with a key already in memory (a JWKS file), against the floor: the
+//! bare signature check in aws-lc-rs.
+//!
+//! For each of RS256 (RSA-2048) and ES256 (P-256):
+//! - `raw_parsed_key`: `aws_lc_rs::signature::ParsedPublicKey::verify_sig`, key parsed once — the
+//!   hardware floor (about 17 µs for RSA-2048, 62 µs for P-256; compare `openssl speed rsa2048
+//!   ecdsap256`);
+//! - `raw_unparsed_key`: the same signature check building the public key from its components on
+//!   every call (`RsaPublicKeyComponents::verify`, `UnparsedPublicKey::verify`), which is what
+//!   `jsonwebtoken::crypto::verify` does;
+//! - `authenticator_distinct`: `JwtAuthenticator::verify`, every token a new caller (signed
+//!   ahead in batches, outside the timed region), so no cache can answer;
+//! - `authenticator_same_token`: `JwtAuthenticator::verify` on one token over and over (the path
+//!   of a caller asking again, once a verified-caller cache exists).
+//!
+//! `cargo bench --bench verify`; `bench/criterion-summary.py` prints the ratios.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
+    UnparsedPublicKey,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use tokenmint::auth::{Authenticator, JwtAuthenticator};
+use tokenmint::config::{self, Env, Source};
+use tokenmint::runtime::Runtime;
+
+const ISSUER: &str = "https://idp.example.com/";
+const AUDIENCE: &str = "support-web";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).expect("PEM is ASCII");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(body).expect("PEM body is base64")
+}
+
+fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
+    jwk.common.key_id = Some(kid.into());
+    jwk
+}
+
+/// Signs caller tokens with the fixture keys, on every core.
+struct Issuer {
+    rsa: RsaKeyPair,
+    ec: EcdsaKeyPair,
+    now: u64,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        Self {
+            rsa: RsaKeyPair::from_pkcs8(&pem_der(&fixture("rsa_a.pem"))).expect("RSA key"),
+            ec: EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pem_der(&fixture("ec_a.pem")),
+            )
+            .expect("EC key"),
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("clock")
+                .as_secs(),
+        }
+    }
+
+    fn token(&self, alg: Algorithm, index: u64, rng: &SystemRandom) -> String {
+        let (name, kid) = match alg {
+            Algorithm::RS256 => ("RS256", "rsa-a"),
+            _ => ("ES256", "ec-a"),
+        };
+        let header = json!({"alg": name, "typ": "JWT", "kid": kid});
+        let claims = json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": format!("caller_{index:07}"),
+            "iat": self.now, "nbf": self.now, "exp": self.now + 3600, "roles": ["agent"],
+        });
+        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
+        let signature = match alg {
+            Algorithm::RS256 => {
+                let mut sig = vec![0; self.rsa.public_modulus_len()];
+                self.rsa
+                    .sign(&RSA_PKCS1_SHA256, rng, token.as_bytes(), &mut sig)
+                    .expect("RSA signs");
+                sig
+            }
+            _ => self
+                .ec
+                .sign(rng, token.as_bytes())
+                .expect("ECDSA signs")
+                .as_ref()
+                .to_vec(),
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        token
+    }
+
+    /// `count` tokens for subjects `first..first + count`.
+    fn tokens(&self, alg: Algorithm, first: u64, count: u64) -> Vec<String> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let chunk = count.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..count)
+                .step_by(chunk as usize)
+                .map(|start| {
+                    let end = (start + chunk).min(count);
+                    scope.spawn(move || {
+                        let rng = SystemRandom::new();
+                        (start..end)
+                            .map(|i| self.token(alg, first + i, &rng))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("signing thread"))
+                .collect()
+        })
+    }
+}
+
+/// Fresh caller tokens, signed ahead in batches so that signing never runs between two timed
+/// samples of a benchmark (it would leave the caches cold); each token is handed out once.
+struct Pool<'a> {
+    issuer: &'a Issuer,
+    alg: Algorithm,
+    next_subject: u64,
+    ready: std::collections::VecDeque<String>,
+}
+
+impl<'a> Pool<'a> {
+    /// Batches of this many tokens (about 2 s of RS256 signing on two cores).
+    const BATCH: u64 = 8192;
+
+    fn new(issuer: &'a Issuer, alg: Algorithm, first_subject: u64) -> Self {
+        let mut pool = Self {
+            issuer,
+            alg,
+            next_subject: first_subject,
+            ready: Default::default(),
+        };
+        pool.refill(Self::BATCH);
+        pool
+    }
+
+    fn refill(&mut self, count: u64) {
+        let tokens = self.issuer.tokens(self.alg, self.next_subject, count);
+        self.next_subject += count;
+        self.ready.extend(tokens);
+    }
+
+    /// `count` tokens no one has used yet.
+    fn take(&mut self, count: u64) -> Vec<String> {
+        if (self.ready.len() as u64) < count {
+            self.refill((count - self.ready.len() as u64).max(Self::BATCH));
+        }
+        self.ready.drain(..count as usize).collect()
+    }
+}
+
+fn authenticator(jwks_path: &std::path::Path) -> Arc<JwtAuthenticator> {
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[accounts.main]
+account_sid = "AC0123456789abcdef0123456789abcdef"
+[[accounts.main.signing_keys]]
+sid = "SKfedcba9876543210fedcba9876543210"
+secret = "env:T_KEY_SECRET"
+[auth.corp]
+kind = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+algorithms = ["RS256", "ES256"]
+jwks_file = {path:?}
+[apps.support]
+account = "main"
+auth = "corp"
+[apps.support.grants.video]
+rooms = ["*"]
+"#,
+        path = jwks_path.display().to_string()
+    );
+    let env = HashMap::from([(
+        "T_KEY_SECRET".to_owned(),
+        "bench_api_key_secret_0123456789ab".to_owned(),
+    )]);
+    let settings = config::load(&Source::text(toml).with_env(Env::Fixed(env)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = Runtime::new(settings, Default::default(), None);
+    match &runtime.authenticators["corp"] {
+        Authenticator::Jwt(jwt) => jwt.clone(),
+        Authenticator::Gateway(_) => unreachable!("corp is a jwt authenticator"),
+    }
+}
+
+fn verify(c: &mut Criterion) {
+    let issuer = Issuer::new();
+    let rsa_jwk = jwk(
+        &EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key"),
+        Algorithm::RS256,
+        "rsa-a",
+    );
+    let ec_jwk = jwk(
+        &EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key"),
+        Algorithm::ES256,
+        "ec-a",
+    );
+    let jwks_file = tempfile::NamedTempFile::new().expect("temp file");
+    let jwks: Value = json!({"keys": [rsa_jwk, ec_jwk]});
+    std::fs::write(jwks_file.path(), jwks.to_string()).expect("write the JWKS");
+    let auth = authenticator(jwks_file.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+
+    let (n, e) = match &rsa_jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => (
+            URL_SAFE_NO_PAD.decode(&rsa.n).expect("n"),
+            URL_SAFE_NO_PAD.decode(&rsa.e).expect("e"),
+        ),
+        _ => unreachable!(),
+    };
+    let point = match &ec_jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let mut point = vec![4u8];
+            point.extend(URL_SAFE_NO_PAD.decode(&ec.x).expect("x"));
+            point.extend(URL_SAFE_NO_PAD.decode(&ec.y).expect("y"));
+            point
+        }
+        _ => unreachable!(),
+    };
+    let rsa_components = RsaPublicKeyComponents {
+        n: n.as_slice(),
+        e: e.as_slice(),
+    };
+    let rsa_parsed = rsa_components
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .expect("RSA public key");
+    let ec_unparsed = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_slice());
+    let ec_parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point).expect("EC public key");
+
+    for (alg, name) in [(Algorithm::RS256, "RS256"), (Algorithm::ES256, "ES256")] {
+        let sample = issuer.token(alg, 9_999_999, &SystemRandom::new());
+        let (signed, signature) = sample.rsplit_once('.').expect("a JWS");
+        let signature = URL_SAFE_NO_PAD.decode(signature).expect("signature");
+        let signed = signed.as_bytes();
+        let now = issuer.now;
+        rt.block_on(auth.verify(&sample, now))
+            .unwrap_or_else(|e| panic!("{name} sample refused: {e:?}"));
+
+        let mut group = c.benchmark_group(format!("verify/{name}"));
+        group.throughput(Throughput::Elements(1));
+        match alg {
+            Algorithm::RS256 => {
+                group.bench_function("raw_parsed_key", |b| {
+                    b.iter(|| rsa_parsed.verify_sig(black_box(signed), &signature))
+                });
+                group.bench_function("raw_unparsed_key", |b| {
+                    b.iter(|| {
+                        rsa_components.verify(
+                            &RSA_PKCS1_2048_8192_SHA256,
+                            black_box(signed),
+                            &signature,
+                        )
+                    })
+                });
+            }
+            _ => {
+                group.bench_function("raw_parsed_key", |b| {
+                    b.iter(|| ec_parsed.verify_sig(black_box(signed), &signature))
+                });
+                group.bench_function("raw_unparsed_key", |b| {
+                    b.iter(|| ec_unparsed.verify(black_box(signed), &signature))
+                });
+            }
+        }
+        // Signing the fresh tokens takes longer than verifying them: keep this one short.
+        group.measurement_time(Duration::from_secs(2));
+        let mut pool = Pool::new(&issuer, alg, 0);
+        group.bench_function("authenticator_distinct", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let tokens = pool.take(iters);
+                let auth = auth.clone();
+                async move {
+                    let started = Instant::now();
+                    for token in &tokens {
+                        black_box(auth.verify(black_box(token), now).await.expect("verifies"));
+                    }
+                    started.elapsed()
+                }
+            })
+        });
+        group.measurement_time(Duration::from_secs(3));
+        group.bench_function("authenticator_same_token", |b| {
+            b.to_async(&rt)
+                .iter(|| auth.verify(black_box(&sample), now))
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = verify
+}
+criterion_main!(benches);
