@@ -350,3 +350,42 @@ async fn a_key_set_change_invalidates_cached_callers() {
     let response = app.post("/apps/support/token", Some(&token), None).await;
     expect_problem(response, 401, "unauthenticated").await;
 }
+
+#[tokio::test]
+async fn a_caller_asking_again_after_hundreds_of_others_is_still_cached() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |t| t).await;
+    let mint_distinct = |range: std::ops::Range<usize>| {
+        let app = &app;
+        async move {
+            for i in range {
+                let token = sign(
+                    Algorithm::ES256,
+                    &ec_a(),
+                    Some("ec-a"),
+                    &claims(&format!("u{i}")),
+                );
+                expect(
+                    app.post("/apps/support/token", Some(&token), None).await,
+                    200,
+                )
+                .await;
+            }
+        }
+    };
+    // Fill the cache past its capacity first, as a busy service would.
+    mint_distinct(0..4500).await;
+    let alice = token_for("alice");
+    expect(
+        app.post("/apps/support/token", Some(&alice), None).await,
+        200,
+    )
+    .await;
+    mint_distinct(4500..4800).await;
+    expect(
+        app.post("/apps/support/token", Some(&alice), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(cache_counts(&app).await, (1, 4801));
+}
