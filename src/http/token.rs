@@ -298,10 +298,15 @@ fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
             }
             "room" => once(&mut out.room, "room", value.into_owned())?,
             "ttl" => {
-                let ttl = value
+                // Digits, optionally with a zero fraction ("600.0"), as JSON Schema counts it.
+                let digits = match value.split_once('.') {
+                    Some((int, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => int,
+                    _ => &value,
+                };
+                let ttl = digits
                     .parse::<u64>()
                     .ok()
-                    .or_else(|| value.parse::<f64>().ok().and_then(whole_seconds))
+                    .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
                     .ok_or_else(|| {
                         ApiError::invalid_request("ttl must be a whole number of seconds")
                     })?;
