@@ -268,7 +268,8 @@ fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
 
 /// JSON Schema counts `1800.0` as the integer 1800, so it is accepted as such.
 fn whole_seconds(value: f64) -> Option<u64> {
-    (value.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&value)).then_some(value as u64)
+    // `u64::MAX as f64` rounds up to 2^64, which does not fit: the bound is exclusive.
+    (value.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&value)).then_some(value as u64)
 }
 
 fn once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), ApiError> {

@@ -297,4 +297,15 @@ async fn a_whole_ttl_written_with_a_fraction_is_accepted_as_json_schema_counts_i
         )
         .await;
     expect_problem(response, 400, "invalid_request").await;
+    // 2^64 is one past the largest ttl the schema allows
+    let too_big: serde_json::Value =
+        serde_json::from_str(r#"{"ttl": 18446744073709551616}"#).unwrap();
+    let response = app
+        .post(
+            "/apps/support/token",
+            Some(&token_for("alice")),
+            Some(too_big),
+        )
+        .await;
+    expect_problem(response, 400, "invalid_request").await;
 }
