@@ -16,18 +16,16 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
-};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+mod common;
+
+use common::{AUDIENCE, ISSUER, Issuer, Pool, fixture};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -37,24 +35,8 @@ use tokenmint::http::{self, AppState};
 use tokenmint::runtime::Runtime;
 use tower::ServiceExt;
 
-const ISSUER: &str = "https://idp.example.com/";
-const AUDIENCE: &str = "support-web";
 const GATEWAY_SECRET: &str = "bench-gateway-shared-secret-0123";
 const BODY: &str = r#"{"grants":["voice","video"],"room":"support-lobby"}"#;
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-}
-
-fn pem_der(pem: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(pem).expect("PEM is ASCII");
-    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body).expect("PEM body is base64")
-}
 
 fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> serde_json::Value {
     let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).expect("a JWK"))
@@ -62,126 +44,6 @@ fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> serde_json::Value {
     jwk["kid"] = json!(kid);
     jwk["use"] = json!("sig");
     jwk
-}
-
-/// Signs caller tokens with the fixture keys, on every core.
-struct Issuer {
-    rsa: RsaKeyPair,
-    ec: EcdsaKeyPair,
-    now: u64,
-}
-
-impl Issuer {
-    fn new() -> Self {
-        Self {
-            rsa: RsaKeyPair::from_pkcs8(&pem_der(&fixture("rsa_a.pem"))).expect("RSA key"),
-            ec: EcdsaKeyPair::from_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &pem_der(&fixture("ec_a.pem")),
-            )
-            .expect("EC key"),
-            now: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .expect("clock")
-                .as_secs(),
-        }
-    }
-
-    fn token(&self, alg: Algorithm, index: u64, rng: &SystemRandom) -> String {
-        let (name, kid) = match alg {
-            Algorithm::RS256 => ("RS256", "rsa-a"),
-            _ => ("ES256", "ec-a"),
-        };
-        let header = json!({"alg": name, "typ": "JWT", "kid": kid});
-        let claims = json!({
-            "iss": ISSUER, "aud": AUDIENCE, "sub": format!("caller_{index:07}"),
-            "iat": self.now, "nbf": self.now, "exp": self.now + 3600, "roles": ["agent"],
-        });
-        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut token);
-        let signature = match alg {
-            Algorithm::RS256 => {
-                let mut sig = vec![0; self.rsa.public_modulus_len()];
-                self.rsa
-                    .sign(&RSA_PKCS1_SHA256, rng, token.as_bytes(), &mut sig)
-                    .expect("RSA signs");
-                sig
-            }
-            _ => self
-                .ec
-                .sign(rng, token.as_bytes())
-                .expect("ECDSA signs")
-                .as_ref()
-                .to_vec(),
-        };
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-        token
-    }
-
-    /// `count` tokens for subjects `first..first + count`.
-    fn tokens(&self, alg: Algorithm, first: u64, count: u64) -> Vec<String> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-        let chunk = count.div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..count)
-                .step_by(chunk as usize)
-                .map(|start| {
-                    let end = (start + chunk).min(count);
-                    scope.spawn(move || {
-                        let rng = SystemRandom::new();
-                        (start..end)
-                            .map(|i| self.token(alg, first + i, &rng))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("signing thread"))
-                .collect()
-        })
-    }
-}
-
-/// Fresh caller tokens, signed ahead in batches so that signing never runs between two timed
-/// samples of a benchmark (it would leave the caches cold); each token is handed out once.
-struct Pool<'a> {
-    issuer: &'a Issuer,
-    alg: Algorithm,
-    next_subject: u64,
-    ready: std::collections::VecDeque<String>,
-}
-
-impl<'a> Pool<'a> {
-    /// Batches of this many tokens (about 2 s of RS256 signing on two cores).
-    const BATCH: u64 = 8192;
-
-    fn new(issuer: &'a Issuer, alg: Algorithm, first_subject: u64) -> Self {
-        let mut pool = Self {
-            issuer,
-            alg,
-            next_subject: first_subject,
-            ready: Default::default(),
-        };
-        pool.refill(Self::BATCH);
-        pool
-    }
-
-    fn refill(&mut self, count: u64) {
-        let tokens = self.issuer.tokens(self.alg, self.next_subject, count);
-        self.next_subject += count;
-        self.ready.extend(tokens);
-    }
-
-    /// `count` tokens no one has used yet.
-    fn take(&mut self, count: u64) -> Vec<String> {
-        if (self.ready.len() as u64) < count {
-            self.refill((count - self.ready.len() as u64).max(Self::BATCH));
-        }
-        self.ready.drain(..count as usize).collect()
-    }
 }
 
 /// The load benchmark's configuration (bench/tokenmint.toml) plus `support_gw`, the same app
