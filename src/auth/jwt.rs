@@ -1,20 +1,22 @@
 //! Strict verification of callers' JWTs.
 //!
-//! `jsonwebtoken` does the signature arithmetic; everything around it is decided here, because
-//! its defaults are too lenient for a token server (RFC 8725): the header is parsed by us (the
-//! algorithm must be on the authenticator's allow-list, `crit` is refused, `jku`/`x5u`/`jwk`/`x5c`
-//! are never followed), the key comes only from the configured key set and must suit the
-//! algorithm, and `iss`, `aud`, `exp`, `sub` are required, with `nbf`/`iat` checked against the
-//! leeway.
+//! aws-lc-rs does the signature arithmetic, with each key parsed once when its key set is
+//! loaded; `jsonwebtoken` supplies the JWK and algorithm types. Everything around the arithmetic
+//! is decided here, because a JWT library's defaults are too lenient for a token server
+//! (RFC 8725): the header is parsed by us (the algorithm must be on the authenticator's
+//! allow-list, `crit` is refused, `jku`/`x5u`/`jwk`/`x5c` are never followed), the key comes only
+//! from the configured key set and must suit the algorithm, and `iss`, `aud`, `exp`, `sub` are
+//! required, with `nbf`/`iat` checked against the leeway.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lc_rs::{hmac, signature};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::jwks::RemoteKeys;
@@ -84,14 +86,40 @@ fn key_kind(alg: Algorithm) -> Option<KeyKind> {
     }
 }
 
-/// One verification key.
+/// One verification key, prepared once for each algorithm it may check, so a verification is
+/// the signature arithmetic alone (no key rebuilt from its JWK per token).
 struct VerifyingKey {
     kid: Option<String>,
     kind: KeyKind,
     /// The `alg` the JWK is pinned to, if it names one.
     alg: Option<Algorithm>,
-    key: DecodingKey,
+    verifiers: Vec<(Algorithm, Verifier)>,
 }
+
+enum Verifier {
+    Public(signature::ParsedPublicKey),
+    Hmac(Box<hmac::Key>),
+}
+
+impl VerifyingKey {
+    fn verify(&self, alg: Algorithm, signed: &[u8], signature: &[u8]) -> bool {
+        match self.verifiers.iter().find(|(a, _)| *a == alg) {
+            Some((_, Verifier::Public(key))) => key.verify_sig(signed, signature).is_ok(),
+            Some((_, Verifier::Hmac(key))) => hmac::verify(key, signed, signature).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// The RSA algorithms, with aws-lc's parameters for each.
+const RSA_ALGORITHMS: [(Algorithm, &signature::RsaParameters); 6] = [
+    (Algorithm::RS256, &signature::RSA_PKCS1_2048_8192_SHA256),
+    (Algorithm::RS384, &signature::RSA_PKCS1_2048_8192_SHA384),
+    (Algorithm::RS512, &signature::RSA_PKCS1_2048_8192_SHA512),
+    (Algorithm::PS256, &signature::RSA_PSS_2048_8192_SHA256),
+    (Algorithm::PS384, &signature::RSA_PSS_2048_8192_SHA384),
+    (Algorithm::PS512, &signature::RSA_PSS_2048_8192_SHA512),
+];
 
 /// The keys of one provider.
 #[derive(Default)]
@@ -109,19 +137,32 @@ impl fmt::Debug for KeySet {
 impl KeySet {
     /// A single HMAC key (an `hs256_secret`).
     pub fn hmac(secret: &[u8]) -> Self {
+        let verifiers = [
+            (Algorithm::HS256, hmac::HMAC_SHA256),
+            (Algorithm::HS384, hmac::HMAC_SHA384),
+            (Algorithm::HS512, hmac::HMAC_SHA512),
+        ]
+        .into_iter()
+        .map(|(alg, hmac_alg)| {
+            (
+                alg,
+                Verifier::Hmac(Box::new(hmac::Key::new(hmac_alg, secret))),
+            )
+        })
+        .collect();
         Self {
             keys: vec![VerifyingKey {
                 kid: None,
                 kind: KeyKind::Hmac,
                 alg: None,
-                key: DecodingKey::from_secret(secret),
+                verifiers,
             }],
         }
     }
 
     /// Parses a JWKS document, keeping only keys usable for signature verification: no
-    /// symmetric keys, no encryption keys, no RSA below 2048 bits. Fails when nothing usable
-    /// remains or the document is malformed.
+    /// symmetric keys, no encryption keys, no RSA below 2048 bits, no key aws-lc refuses to
+    /// parse. Fails when nothing usable remains or the document is malformed.
     pub fn from_jwks(document: &[u8]) -> Result<Self, &'static str> {
         #[derive(serde::Deserialize)]
         struct Document {
@@ -179,45 +220,94 @@ impl KeySet {
     }
 }
 
+fn decode_b64(value: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).ok()
+}
+
+/// An EC public key as SEC 1 uncompressed point bytes: `x` and `y` must have the curve's exact
+/// length (RFC 7518 §6.2.1.2).
+fn ec_point(x: &str, y: &str, len: usize) -> Option<Vec<u8>> {
+    let (x, y) = (decode_b64(x)?, decode_b64(y)?);
+    (x.len() == len && y.len() == len).then(|| [&[4u8][..], &x, &y].concat())
+}
+
 fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return None;
     }
-    let kind = match &jwk.algorithm {
+    let pinned = match jwk.common.key_algorithm {
+        None => None,
+        Some(key_alg) => Some(Algorithm::try_from(key_alg).ok()?),
+    };
+    let wanted = |alg: Algorithm| pinned.is_none_or(|p| p == alg);
+    let parse = |alg, parameters: &'static dyn signature::VerificationAlgorithm, bytes: &[u8]| {
+        signature::ParsedPublicKey::new(parameters, bytes)
+            .ok()
+            .map(|key| (alg, Verifier::Public(key)))
+    };
+    let (kind, verifiers): (KeyKind, Option<Vec<_>>) = match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let modulus = URL_SAFE_NO_PAD.decode(rsa.n.trim_end_matches('=')).ok()?;
-            let significant = modulus.iter().skip_while(|b| **b == 0).count();
-            if significant * 8 < MIN_RSA_BITS {
+            let modulus = decode_b64(&rsa.n)?;
+            let modulus = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
+            if modulus.len() * 8 < MIN_RSA_BITS {
                 return None;
             }
-            KeyKind::Rsa
+            let exponent = decode_b64(&rsa.e)?;
+            let components = signature::RsaPublicKeyComponents {
+                n: modulus,
+                e: exponent.as_slice(),
+            };
+            let verifiers = RSA_ALGORITHMS
+                .iter()
+                .filter(|(alg, _)| wanted(*alg))
+                .map(|(alg, parameters)| {
+                    let key = components.to_parsed_public_key(parameters).ok()?;
+                    Some((*alg, Verifier::Public(key)))
+                })
+                .collect();
+            (KeyKind::Rsa, verifiers)
         }
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => KeyKind::P256,
-            EllipticCurve::P384 => KeyKind::P384,
-            _ => return None,
-        },
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let (kind, alg, parameters, len): (
+                _,
+                _,
+                &'static signature::EcdsaVerificationAlgorithm,
+                _,
+            ) = match ec.curve {
+                EllipticCurve::P256 => (
+                    KeyKind::P256,
+                    Algorithm::ES256,
+                    &signature::ECDSA_P256_SHA256_FIXED,
+                    32,
+                ),
+                EllipticCurve::P384 => (
+                    KeyKind::P384,
+                    Algorithm::ES384,
+                    &signature::ECDSA_P384_SHA384_FIXED,
+                    48,
+                ),
+                _ => return None,
+            };
+            let point = ec_point(&ec.x, &ec.y, len)?;
+            (kind, parse(alg, parameters, &point).map(|v| vec![v]))
+        }
         AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-            KeyKind::Ed25519
+            let x = decode_b64(&okp.x).filter(|x| x.len() == 32)?;
+            let verifier = parse(Algorithm::EdDSA, &signature::ED25519, &x);
+            (KeyKind::Ed25519, verifier.map(|v| vec![v]))
         }
         // Symmetric keys never come from a key set: a JWKS is public.
         _ => return None,
     };
-    let alg = match jwk.common.key_algorithm {
-        None => None,
-        Some(key_alg) => {
-            let alg = Algorithm::try_from(key_alg).ok()?;
-            if key_kind(alg) != Some(kind) {
-                return None;
-            }
-            Some(alg)
-        }
-    };
+    if pinned.is_some_and(|alg| key_kind(alg) != Some(kind)) {
+        return None;
+    }
+    let verifiers = verifiers.filter(|v| !v.is_empty())?;
     Some(VerifyingKey {
         kid: jwk.common.key_id.clone(),
         kind,
-        alg,
-        key: DecodingKey::from_jwk(jwk).ok()?,
+        alg: pinned,
+        verifiers,
     })
 }
 
@@ -228,7 +318,7 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 /// A caller token that verified: reused until its `exp` (plus leeway, exactly as a fresh
 /// verification would allow), and only while the key set that verified it is still in force.
 struct Verified {
-    principal: Principal,
+    principal: Arc<Principal>,
     exp: f64,
     keys: usize,
 }
@@ -388,7 +478,7 @@ impl JwtAuthenticator {
     }
 
     /// Verifies `token` at `now` (unix seconds) and returns the caller.
-    pub async fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Principal>, AuthError> {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let digest: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
         let keys = self.current_keys();
@@ -402,6 +492,7 @@ impl JwtAuthenticator {
         }
         self.metrics.caller_cache(&self.name, false);
         let (principal, exp, keys) = self.verify_uncached(token, now, keys).await?;
+        let principal = Arc::new(principal);
         self.verified.insert(
             digest,
             Arc::new(Verified {
@@ -518,8 +609,148 @@ fn check_signature(
     let key = keys
         .find(alg, kid)
         .ok_or(AuthError::unauthenticated("no_matching_key"))?;
-    Ok(
-        jsonwebtoken::crypto::verify(parts.signature, parts.signed.as_bytes(), &key.key, alg)
-            .unwrap_or(false),
-    )
+    // Large enough for an RSA-8192 signature, the largest aws-lc verifies.
+    let mut signature = [0u8; 1024];
+    let Ok(len) = URL_SAFE_NO_PAD.decode_slice(parts.signature, &mut signature) else {
+        return Ok(false);
+    };
+    Ok(key.verify(alg, parts.signed.as_bytes(), &signature[..len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+        Ed25519KeyPair, KeyPair,
+    };
+    use jsonwebtoken::EncodingKey;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A private key and the public JWK a provider would publish for it.
+    fn key_pair(alg: Algorithm) -> (EncodingKey, Value) {
+        let key = match alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                return (
+                    EncodingKey::from_secret(b"a shared secret of 32 bytes!!!!"),
+                    json!({}),
+                );
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let curve = if alg == Algorithm::ES256 {
+                    &ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                let pkcs8 = EcdsaKeyPair::generate(curve).unwrap().to_pkcs8v1().unwrap();
+                EncodingKey::from_ec_der(pkcs8.as_ref())
+            }
+            Algorithm::EdDSA => {
+                // jsonwebtoken cannot derive an OKP JWK from a private key: built by hand.
+                let pair = Ed25519KeyPair::generate().unwrap();
+                let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+                let jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1" });
+                let pkcs8 = pair.to_pkcs8().unwrap();
+                return (EncodingKey::from_ed_der(pkcs8.as_ref()), jwk);
+            }
+            _ => {
+                let pem = include_bytes!("../../tests/fixtures/rsa_a.pem");
+                EncodingKey::from_rsa_pem(pem).unwrap()
+            }
+        };
+        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key, alg).unwrap()).unwrap();
+        jwk["kid"] = json!("k1");
+        jwk.as_object_mut().unwrap().remove("alg");
+        (key, jwk)
+    }
+
+    fn signed_token(key: &EncodingKey, alg: Algorithm) -> String {
+        let header = URL_SAFE_NO_PAD.encode(json!({ "alg": alg, "kid": "k1" }).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"alice"}"#);
+        let signed = format!("{header}.{payload}");
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), key, alg).unwrap();
+        format!("{signed}.{signature}")
+    }
+
+    fn checks(keys: &KeySet, alg: Algorithm, token: &str) -> bool {
+        let parts = split(token).unwrap();
+        check_signature(keys, alg, Some("k1"), &parts).unwrap()
+    }
+
+    #[test]
+    fn every_supported_algorithm_verifies_with_its_prepared_key_and_nothing_else() {
+        use Algorithm::*;
+        for alg in [
+            RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512,
+        ] {
+            let (key, jwk) = key_pair(alg);
+            let keys = match key_kind(alg) {
+                Some(KeyKind::Hmac) => KeySet::hmac(b"a shared secret of 32 bytes!!!!"),
+                _ => KeySet::from_jwks(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap(),
+            };
+            let token = signed_token(&key, alg);
+            assert!(checks(&keys, alg, &token), "{alg:?} did not verify");
+
+            // One changed byte of the signed part, or of the signature, must fail.
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            let tampered = format!("{}.{signature}", signed.replace("eyJzdWIi", "eyJzdWIJ"));
+            assert!(
+                !checks(&keys, alg, &tampered),
+                "{alg:?} accepted a changed payload"
+            );
+            let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            bytes[0] ^= 1;
+            let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+            assert!(
+                !checks(&keys, alg, &forged),
+                "{alg:?} accepted a changed signature"
+            );
+
+            // The same signature presented under another algorithm of the family never passes.
+            for other in [RS256, PS256, ES256, ES384, EdDSA, HS256, HS512] {
+                if other != alg && key_kind(other) == key_kind(alg) {
+                    assert!(!checks(&keys, other, &token), "{alg:?} passed as {other:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_jwk_pinned_to_one_algorithm_verifies_only_that_one() {
+        let (key, mut jwk) = key_pair(Algorithm::RS256);
+        jwk["alg"] = json!("RS256");
+        let keys = KeySet::from_jwks(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap();
+        assert!(checks(
+            &keys,
+            Algorithm::RS256,
+            &signed_token(&key, Algorithm::RS256)
+        ));
+        let ps = signed_token(&key, Algorithm::PS256);
+        assert!(matches!(
+            check_signature(&keys, Algorithm::PS256, Some("k1"), &split(&ps).unwrap()),
+            Err(AuthError::Unauthenticated {
+                reason: "no_matching_key"
+            })
+        ));
+    }
+
+    #[test]
+    fn ec_coordinates_of_the_wrong_length_or_off_the_curve_are_not_keys() {
+        let (_, jwk) = key_pair(Algorithm::ES256);
+        let mut short = jwk.clone();
+        let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+        short["x"] = json!(URL_SAFE_NO_PAD.encode(&x[1..]));
+        let mut off_curve = jwk.clone();
+        let mut y = URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap();
+        y[31] ^= 1;
+        off_curve["y"] = json!(URL_SAFE_NO_PAD.encode(&y));
+        for bad in [short, off_curve] {
+            let document = json!({ "keys": [bad] }).to_string();
+            assert_eq!(
+                KeySet::from_jwks(document.as_bytes()).err(),
+                Some("no usable keys")
+            );
+        }
+    }
 }
