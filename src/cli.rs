@@ -227,9 +227,11 @@ fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitC
 }
 
 fn serve(settings: Settings, source: Source) -> ExitCode {
+    let stdout = telemetry::BatchedStdout::default();
+    stdout.start_flushing();
     telemetry::init(telemetry::subscriber(
         &settings.log,
-        std::io::stdout,
+        stdout.clone(),
         std::io::stdout().is_terminal(),
     ));
     let runtime = match tokio::runtime::Runtime::new() {
@@ -239,13 +241,15 @@ fn serve(settings: Settings, source: Source) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(settings, source)) {
+    let outcome = match runtime.block_on(server::run(settings, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    stdout.flush();
+    outcome
 }
 
 fn check_online(settings: &Settings, timeout: Duration) -> ExitCode {

@@ -233,7 +233,16 @@ pub struct Served {
     pub addr: String,
     /// The admin listener, when the configuration has one.
     pub admin: Option<String>,
-    stdout: std::thread::JoinHandle<String>,
+    /// Standard output as read so far, while the server runs.
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::thread::JoinHandle<()>,
+}
+
+impl Served {
+    /// What the server has written to standard output so far.
+    pub fn output(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 pub fn serve(file: &tempfile::NamedTempFile) -> Served {
@@ -264,17 +273,20 @@ pub fn serve(file: &tempfile::NamedTempFile) -> Served {
         }
     }
     let addr = addr.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(seen));
+    let collected = seen.clone();
     let stdout = std::thread::spawn(move || {
         for line in lines {
-            seen.push_str(&line.unwrap());
-            seen.push('\n');
+            let mut collected = collected.lock().unwrap();
+            collected.push_str(&line.unwrap());
+            collected.push('\n');
         }
-        seen
     });
     Served {
         child,
         addr,
         admin,
+        seen,
         stdout,
     }
 }
@@ -296,8 +308,9 @@ pub fn stop(mut served: Served) -> (Option<i32>, String) {
     let status = served.child.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut served.child.stderr.take().unwrap(), &mut stderr).unwrap();
-    let stdout = served.stdout.join().unwrap();
-    (status.code(), format!("{stdout}{stderr}"))
+    let stdout = served.seen;
+    served.stdout.join().unwrap();
+    (status.code(), format!("{}{stderr}", stdout.lock().unwrap()))
 }
 
 #[tokio::test]
@@ -400,6 +413,61 @@ async fn logs_hold_audit_events_but_never_secrets_tokens_or_credentials() {
         .map(|e| e["code"].as_str().unwrap())
         .collect();
     assert_eq!(denied_codes, ["unauthenticated", "invalid_request"]);
+}
+
+/// The `request_id` of every `token_minted` record in `logs`, in the order written.
+fn minted_request_ids(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["event"] == "token_minted")
+        .map(|event| event["request_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn audit_records_are_batched_but_reach_stdout_while_serving_in_order_and_all_at_exit() {
+    let file = config_file("");
+    let served = serve(&file);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/apps/support/token", served.addr);
+    let caller = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        None,
+        &claims("lena"),
+    );
+    let ids: Vec<String> = (0..300).map(|i| format!("batch-{i:04}")).collect();
+    let mint = |id: &str| {
+        client
+            .post(&url)
+            .bearer_auth(&caller)
+            .header("x-request-id", id)
+            .send()
+    };
+    for id in &ids[..200] {
+        expect(mint(id).await.unwrap(), 200).await;
+    }
+    // Written without a shutdown or a warning to push them out.
+    assert!(
+        eventually(Duration::from_secs(10), || minted_request_ids(
+            &served.output()
+        )
+        .len()
+            == 200)
+        .await,
+        "records of a running server never reached stdout:\n{}",
+        served.output()
+    );
+    for id in &ids[200..] {
+        expect(mint(id).await.unwrap(), 200).await;
+    }
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0), "{logs}");
+    assert_eq!(
+        minted_request_ids(&logs),
+        ids,
+        "records lost or out of order"
+    );
 }
 
 #[test]
