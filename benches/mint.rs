@@ -16,6 +16,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
+// For the allocator only: the same as the binary's.
+mod common;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use tokenmint::auth::Principal;

@@ -14,6 +14,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
+// The allocator of the `tokenmint` binary (src/main.rs), so the benches measure what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "support-web";
 
