@@ -18,16 +18,16 @@ pub struct Context<'a> {
 
 pub fn minted(ctx: &Context<'_>, minted: &Minted) {
     let grants: Vec<&str> = minted.kinds.iter().map(|k| k.as_str()).collect();
-    let grants = grants.join(",");
+    // Text fields as `&str`, not `%` (Display): the JSON formatter writes those directly.
     tracing::info!(
         target: TARGET,
         event = "token_minted",
         app = ctx.app,
-        identity = %minted.identity,
-        grants = %grants,
+        identity = minted.identity.as_str(),
+        grants = grants.join(",").as_str(),
         ttl = minted.ttl_secs,
-        jti = %minted.jti,
-        key_sid = %minted.key_sid,
+        jti = minted.jti.as_str(),
+        key_sid = minted.key_sid.as_str(),
         request_id = ctx.request_id,
         client = ctx.client.map(tracing::field::display),
         "token minted"

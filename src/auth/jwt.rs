@@ -380,13 +380,21 @@ struct Parts<'a> {
     signed: &'a str,
 }
 
+/// Bytes of the base64url alphabet (RFC 4648 §5), without padding.
+static BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
 fn split(token: &str) -> Result<Parts<'_>, AuthError> {
     let malformed = || AuthError::unauthenticated("malformed_token");
-    let is_b64url = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
+    let is_b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| BASE64URL[usize::from(b)]);
     let mut pieces = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (pieces.next(), pieces.next(), pieces.next(), pieces.next())

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Method, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -168,7 +169,8 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Adds the layers every listener gets: problem+json fallbacks, a request timeout, a latency
-/// histogram by route and a panic guard that answers 500 and keeps the process serving.
+/// histogram by route (timed-out requests included) and a panic guard that answers 500 and keeps
+/// the process serving.
 pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) -> Router {
     router
         .fallback(|| async { ApiError::not_found() })
@@ -176,24 +178,17 @@ pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) 
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let metrics = metrics.clone();
                 async move {
-                    let route = request
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map_or("unmatched", |path| path.as_str())
-                        .to_owned();
+                    let route = request.extensions().get::<MatchedPath>().cloned();
                     let started = std::time::Instant::now();
-                    let response = next.run(request).await;
+                    let response =
+                        match tokio::time::timeout(request_timeout, next.run(request)).await {
+                            Ok(response) => response,
+                            Err(_) => ApiError::timed_out().into_response(),
+                        };
+                    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
                     let elapsed = started.elapsed().as_secs_f64();
-                    metrics.request(&route, response.status().as_u16(), elapsed);
+                    metrics.request(route, response.status().as_u16(), elapsed);
                     response
-                }
-            },
-        ))
-        .layer(axum::middleware::from_fn(
-            move |request, next: axum::middleware::Next| async move {
-                match tokio::time::timeout(request_timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => ApiError::timed_out().into_response(),
                 }
             },
         ))

@@ -79,6 +79,14 @@ async fn a_request_slower_than_the_request_timeout_gets_a_problem_response() {
         body["detail"].as_str().unwrap().contains("too long"),
         "{body}"
     );
+    // Counted in the latency histogram like any other answer.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"tokenmint_http_request_duration_seconds_count{route="/apps/{app}/token",status="503"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 async fn boom() -> &'static str {
