@@ -8,8 +8,9 @@
 # with distinct subjects (examples/callers.rs, cached in the output directory); start tokenmint
 # with a JWKS-file authenticator; drive POST /token with wrk (bench/load.lua) in each traffic
 # mode, restarting the server between modes; run the same wrk command against a bare axum
-# server answering a fixed JSON (examples/ceiling.rs); time spawn -> /readyz 200
-# (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime + stime) and
+# server answering a fixed JSON (examples/ceiling.rs), then (RS256) against the same server
+# verifying each caller's RSA signature first, the floor of any token server; time spawn ->
+# /readyz 200 (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime + stime) and
 # its peak RSS from VmHWM in /proc/<pid>/status.
 #
 # Options (defaults in brackets):
@@ -24,7 +25,7 @@
 #   --out DIR          work and result files [target/bench]
 #   --port P           tokenmint's port; the ceiling uses P+1 [18080]
 #   --no-build         use the binaries already in target/release
-#   --no-ceiling       skip the bare axum run
+#   --no-ceiling       skip the bare axum runs (ceiling and floor)
 #   --no-startup       skip the start-to-ready measurement
 #   --bin PATH         the tokenmint binary to run [target/release/tokenmint]
 #   --perf             record each tokenmint run with `perf record -g` into DIR/perf-<run>.data
@@ -184,10 +185,21 @@ run_wrk() {
     R_HWM_MB=$(awk -v kb="$(vm_hwm_kb "$SERVER")" 'BEGIN { printf "%.1f", kb / 1024 }')
 }
 
+# ratio CPU_US: CPU per request in RSA-2048 verifications (n/a without openssl's figure).
+ratio() {
+    if [[ -n $RSA_VERIFY_US ]]; then
+        awk -v c="$1" -v r="$RSA_VERIFY_US" 'BEGIN { printf "%.2f", c / r }'
+    else
+        echo n/a
+    fi
+}
+
 RESULTS=()
 ROWS=()
 FAILED=0
 TM_RPS=
+TM_CPU_US=
+FLOOR_CPU_US=
 
 for mode in $MODES; do
     port_free "$PORT" || { echo "port $PORT is in use" >&2; exit 2; }
@@ -207,10 +219,8 @@ for mode in $MODES; do
     run_wrk "tokenmint-$mode" "$PORT" "$mode"
     stop "$SERVER"
     minted=$(grep -c '"token_minted"' "$OUT/tokenmint-$mode.log" || true)
-    [[ $mode == distinct ]] && TM_RPS=$R_RPS
-    ratio=
-    [[ -n $RSA_VERIFY_US ]] && ratio=$(awk -v c="$R_CPU_US" -v r="$RSA_VERIFY_US" 'BEGIN { printf "%.2f", c / r }')
-    ROWS+=("| tokenmint, $ALG, $mode | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | ${ratio:-n/a} | $R_HWM_MB | $R_ERRORS | $R_WRAPPED |")
+    [[ $mode == distinct ]] && TM_RPS=$R_RPS TM_CPU_US=$R_CPU_US
+    ROWS+=("| tokenmint, $ALG, $mode | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | $R_WRAPPED |")
     say "$mode: $R_RPS req/s, p50 $R_P50 ms, p99 $R_P99 ms, $R_CPU_US µs CPU/req, peak RSS $R_HWM_MB MB, errors $R_ERRORS, audit records $minted"
     if ((R_ERRORS > 0 || R_REQUESTS == 0)); then
         echo "FAIL: $mode run had $R_ERRORS errors or non-2xx responses ($R_REQUESTS requests)" >&2
@@ -234,6 +244,18 @@ if ((CEILING)); then
     stop "$SERVER"
     CEILING_RPS=$R_RPS
     ROWS+=("| bare axum ceiling | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | n/a | $R_HWM_MB | $R_ERRORS | n/a |")
+    if [[ $ALG == RS256 ]]; then
+        say "floor: the ceiling plus one RSA verification of the caller's JWT, same wrk command"
+        "$EXAMPLES/ceiling" --listen "127.0.0.1:$CEILING_PORT" --body-file "$OUT/response.json" \
+            --verify-jwks "$OUT/jwks.json" >"$OUT/floor.log" 2>&1 &
+        SERVER=$!
+        PIDS+=("$SERVER")
+        wait_ready "http://127.0.0.1:$CEILING_PORT/readyz" "$SERVER"
+        run_wrk floor "$CEILING_PORT" distinct
+        stop "$SERVER"
+        FLOOR_CPU_US=$R_CPU_US
+        ROWS+=("| floor: ceiling + RSA verify | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | n/a |")
+    fi
 fi
 
 STARTUP="start to ready: not measured"
@@ -258,6 +280,9 @@ fi
     echo
     if [[ -n $CEILING_RPS && -n $TM_RPS ]]; then
         echo "- tokenmint (distinct callers) / bare axum ceiling throughput: $(awk -v a="$TM_RPS" -v b="$CEILING_RPS" 'BEGIN { printf "%.2f", a / b }')"
+    fi
+    if [[ -n $FLOOR_CPU_US && -n $TM_CPU_US ]]; then
+        echo "- tokenmint (distinct callers) CPU per request / floor's: $(awk -v a="$TM_CPU_US" -v b="$FLOOR_CPU_US" 'BEGIN { printf "%.2f", a / b }')"
     fi
     echo "- $STARTUP"
     echo

@@ -10,14 +10,22 @@
 //!
 //! `bench/load.sh` passes a real tokenmint response as `--body-file`, so both servers send the
 //! same number of bytes.
+//!
+//! With `--verify-jwks FILE` it also checks each request's bearer JWT signature with the first
+//! RSA key of that JWKS (aws-lc, key parsed once) and answers 401 when it fails: the floor of a
+//! token server, HTTP plus the one RSA verification no caller can be spared. Nothing else of the
+//! token is looked at.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use axum::Router;
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -28,6 +36,42 @@ struct Args {
     /// The JSON body of the token route; a small fixed object when omitted.
     #[arg(long)]
     body_file: Option<PathBuf>,
+    /// Verify each request's bearer JWT with the first RSA key of this JWKS file (RS256).
+    #[arg(long)]
+    verify_jwks: Option<PathBuf>,
+}
+
+/// The first RSA key of a JWKS document, parsed for RS256.
+fn rsa_key(jwks: &[u8]) -> ParsedPublicKey {
+    let jwks: serde_json::Value = serde_json::from_slice(jwks).expect("a JWKS document");
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kty"] == "RSA"))
+        .expect("an RSA key in the JWKS");
+    let component = |name: &str| {
+        URL_SAFE_NO_PAD
+            .decode(key[name].as_str().expect("n and e"))
+            .expect("base64url")
+    };
+    let (n, e) = (component("n"), component("e"));
+    RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .expect("a valid RSA key")
+}
+
+/// Whether the request's bearer JWT carries a valid signature by `key`.
+fn signature_ok(key: &ParsedPublicKey, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some((signed, signature)) = token.and_then(|t| t.rsplit_once('.')) else {
+        return false;
+    };
+    let mut bytes = [0u8; 1024];
+    URL_SAFE_NO_PAD
+        .decode_slice(signature, &mut bytes)
+        .is_ok_and(|len| key.verify_sig(signed.as_bytes(), &bytes[..len]).is_ok())
 }
 
 #[tokio::main]
@@ -39,7 +83,14 @@ async fn main() -> std::io::Result<()> {
             br#"{"token":"eyJ","identity":"caller","app":"support","grants":["voice"],"ttl":3600}"#
         }
     };
-    let token = move || async move {
+    let key: Option<&'static ParsedPublicKey> = match &args.verify_jwks {
+        Some(path) => Some(Box::leak(Box::new(rsa_key(&std::fs::read(path)?)))),
+        None => None,
+    };
+    let token = move |headers: HeaderMap| async move {
+        if key.is_some_and(|key| !signature_ok(key, &headers)) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
         (
             [
                 (header::CONTENT_TYPE, "application/json"),
