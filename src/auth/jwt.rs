@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::{hmac, signature};
@@ -27,8 +28,9 @@ use crate::metrics::Metrics;
 const MAX_HEADER_BYTES: usize = 2048;
 /// Largest RSA/EC/EdDSA key set kept from one JWKS document.
 pub const MAX_JWKS_KEYS: usize = 50;
-/// Smallest RSA modulus accepted.
+/// Smallest and largest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
 /// NumericDate values must be exact in an f64 and non-negative.
 const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0; // 2^53
 
@@ -122,9 +124,16 @@ const RSA_ALGORITHMS: [(Algorithm, &signature::RsaParameters); 6] = [
 ];
 
 /// The keys of one provider.
-#[derive(Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    /// Unique for the life of the process: tells the verified-caller cache which key set
+    /// verified an entry (an address could be reused by a later set).
+    id: u64,
+}
+
+fn next_key_set_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for KeySet {
@@ -157,6 +166,7 @@ impl KeySet {
                 alg: None,
                 verifiers,
             }],
+            id: next_key_set_id(),
         }
     }
 
@@ -182,7 +192,10 @@ impl KeySet {
         if keys.is_empty() {
             return Err("no usable keys");
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            id: next_key_set_id(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -249,7 +262,10 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
         AlgorithmParameters::RSA(rsa) => {
             let modulus = decode_b64(&rsa.n)?;
             let modulus = &modulus[modulus.iter().take_while(|b| **b == 0).count()..];
-            if modulus.len() * 8 < MIN_RSA_BITS {
+            let bits =
+                (modulus.len() * 8).saturating_sub(modulus.first()?.leading_zeros() as usize);
+            // aws-lc verifies with moduli of 2048 to 8192 bits: any other key could never verify.
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return None;
             }
             let exponent = decode_b64(&rsa.e)?;
@@ -320,7 +336,8 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 struct Verified {
     principal: Arc<Principal>,
     exp: f64,
-    keys: usize,
+    /// [`KeySet::id`] of the set that verified it.
+    keys: u64,
 }
 
 type VerifiedCache = quick_cache::sync::Cache<[u8; 32], Arc<Verified>>;
@@ -343,11 +360,6 @@ fn verified_cache() -> VerifiedCache {
         ),
         Err(_) => VerifiedCache::new(VERIFIED_CACHE_ENTRIES),
     }
-}
-
-/// Identifies a key set: every fetch or reload makes a new `Arc`.
-fn key_set_id(keys: &Arc<KeySet>) -> usize {
-    Arc::as_ptr(keys) as usize
 }
 
 /// A `jwt` authenticator with its keys.
@@ -492,7 +504,7 @@ impl JwtAuthenticator {
         let keys = self.current_keys();
         if let Some(keys) = &keys
             && let Some(hit) = self.verified.get(&digest)
-            && hit.keys == key_set_id(keys)
+            && hit.keys == keys.id
             && (now as f64) < hit.exp + self.settings.leeway_secs as f64
         {
             self.metrics.caller_cache(&self.name, true);
@@ -506,7 +518,7 @@ impl JwtAuthenticator {
             Arc::new(Verified {
                 principal: principal.clone(),
                 exp,
-                keys: key_set_id(&keys),
+                keys: keys.id,
             }),
         );
         Ok(principal)
@@ -741,6 +753,74 @@ mod tests {
                 reason: "no_matching_key"
             })
         ));
+    }
+
+    fn jwks(keys: &[&Value]) -> KeySet {
+        KeySet::from_jwks(json!({ "keys": keys }).to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_token_of_another_key_family_finds_no_key() {
+        let (rsa, rsa_jwk) = key_pair(Algorithm::RS256);
+        let (hmac, _) = key_pair(Algorithm::HS256);
+        let secret_set = KeySet::hmac(b"a shared secret of 32 bytes!!!!");
+        let cases = [
+            (
+                jwks(&[&rsa_jwk]),
+                Algorithm::HS256,
+                signed_token(&hmac, Algorithm::HS256),
+            ),
+            (
+                secret_set,
+                Algorithm::RS256,
+                signed_token(&rsa, Algorithm::RS256),
+            ),
+        ];
+        for (keys, alg, token) in cases {
+            assert!(matches!(
+                check_signature(&keys, alg, Some("k1"), &split(&token).unwrap()),
+                Err(AuthError::Unauthenticated {
+                    reason: "no_matching_key"
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn rsa_moduli_count_by_bit_and_leading_zero_bytes_do_not() {
+        let (key, jwk) = key_pair(Algorithm::RS256);
+        let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (n.len(), n[0] >> 7),
+            (256, 1),
+            "the fixture is a 2048-bit key"
+        );
+        let with_n = |n: &[u8]| {
+            let mut jwk = jwk.clone();
+            jwk["n"] = json!(URL_SAFE_NO_PAD.encode(n));
+            json!({ "keys": [jwk] }).to_string()
+        };
+        // 2047 bits: one bit short, though still 256 bytes long.
+        let mut short = n.clone();
+        short[0] = 0x7f;
+        assert_eq!(
+            KeySet::from_jwks(with_n(&short).as_bytes()).err(),
+            Some("no usable keys")
+        );
+        // A zero byte in front changes nothing: still 2048 bits, still verifies.
+        let padded = KeySet::from_jwks(with_n(&[&[0u8][..], &n].concat()).as_bytes()).unwrap();
+        assert!(checks(
+            &padded,
+            Algorithm::RS256,
+            &signed_token(&key, Algorithm::RS256)
+        ));
+    }
+
+    #[test]
+    fn every_key_set_has_its_own_id_even_from_the_same_document() {
+        let (_, jwk) = key_pair(Algorithm::ES256);
+        let ids: std::collections::HashSet<u64> = (0..100).map(|_| jwks(&[&jwk]).id).collect();
+        assert_eq!(ids.len(), 100);
     }
 
     #[test]
