@@ -227,7 +227,7 @@ fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitC
 }
 
 fn serve(settings: Settings, source: Source) -> ExitCode {
-    let stdout = telemetry::BatchedStdout::default();
+    let stdout = telemetry::stdout();
     stdout.start_flushing();
     telemetry::init(telemetry::subscriber(
         &settings.log,
@@ -248,6 +248,8 @@ fn serve(settings: Settings, source: Source) -> ExitCode {
             ExitCode::FAILURE
         }
     };
+    // Tasks still running (a request past the drain deadline) may log until the runtime is gone.
+    drop(runtime);
     stdout.flush();
     outcome
 }

@@ -124,6 +124,7 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::warn!("second shutdown signal: exiting without waiting for in-flight requests");
+        crate::telemetry::stdout().flush();
         std::process::exit(EXIT_INTERRUPTED);
     });
     match tokio::time::timeout(server.shutdown_grace, &mut public_task).await {

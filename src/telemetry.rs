@@ -2,7 +2,7 @@
 //! offline commands can choose where logs go.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tracing::{Level, Metadata, Subscriber};
@@ -42,24 +42,45 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// Longest an `info` record waits in the buffer.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Standard output, written in batches: one `write(2)` per 32 KiB of records or per 100 ms
+/// A log destination written in batches: one `write(2)` per 32 KiB of records or per 100 ms
 /// instead of one per record, which under load cost more than formatting the record did.
 /// Records keep their order; a warning or an error is written at once, with everything before
-/// it. [`BatchedStdout::flush`] empties the buffer (at exit); a process killed with SIGKILL
-/// loses at most the last 100 ms of `info` records.
-#[derive(Clone, Default)]
-pub struct BatchedStdout {
-    shared: Arc<Batch>,
+/// it. [`Batched::flush`] empties the buffer (at exit); a process killed with SIGKILL loses at
+/// most the last 100 ms of `info` records.
+pub struct Batched<W> {
+    shared: Arc<Batch<W>>,
 }
 
-#[derive(Default)]
-struct Batch {
+impl<W> Clone for Batched<W> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Batch<W> {
     pending: Mutex<Vec<u8>>,
-    /// Held while a batch is written, so batches leave in the order they were taken.
-    writing: Mutex<()>,
+    /// Locked while a batch is written, so batches leave in the order they were taken.
+    out: Mutex<W>,
 }
 
-impl BatchedStdout {
+/// The service's standard output, shared by the `serve` command and its exit paths.
+pub fn stdout() -> &'static Batched<io::Stdout> {
+    static STDOUT: OnceLock<Batched<io::Stdout>> = OnceLock::new();
+    STDOUT.get_or_init(|| Batched::new(io::stdout()))
+}
+
+impl<W: Write + Send + 'static> Batched<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            shared: Arc::new(Batch {
+                pending: Mutex::new(Vec::new()),
+                out: Mutex::new(out),
+            }),
+        }
+    }
+
     /// Starts the thread that writes out what waited [`FLUSH_INTERVAL`].
     pub fn start_flushing(&self) {
         let this = self.clone();
@@ -78,20 +99,19 @@ impl BatchedStdout {
 
     /// Writes out every buffered record.
     pub fn flush(&self) {
-        let _writing = self
+        let mut out = self
             .shared
-            .writing
+            .out
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let batch = std::mem::take(&mut *self.pending());
         if !batch.is_empty() {
-            let mut out = io::stdout().lock();
-            // Nowhere to report a failed log write; the record is dropped, as with stdout.
+            // Nowhere to report a failed log write; the records are dropped, as with stdout.
             let _ = out.write_all(&batch).and_then(|()| out.flush());
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
         self.shared
             .pending
             .lock()
@@ -100,12 +120,12 @@ impl BatchedStdout {
 }
 
 /// The writer of one record.
-pub struct RecordWriter<'a> {
-    batch: &'a BatchedStdout,
+pub struct RecordWriter<'a, W> {
+    batch: &'a Batched<W>,
     urgent: bool,
 }
 
-impl Write for RecordWriter<'_> {
+impl<W: Write + Send + 'static> Write for RecordWriter<'_, W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let full = {
             let mut pending = self.batch.pending();
@@ -123,8 +143,8 @@ impl Write for RecordWriter<'_> {
     }
 }
 
-impl<'a> MakeWriter<'a> for BatchedStdout {
-    type Writer = RecordWriter<'a>;
+impl<'a, W: Write + Send + 'static> MakeWriter<'a> for Batched<W> {
+    type Writer = RecordWriter<'a, W>;
 
     fn make_writer(&'a self) -> Self::Writer {
         RecordWriter {
@@ -138,5 +158,67 @@ impl<'a> MakeWriter<'a> for BatchedStdout {
             batch: self,
             urgent: *meta.level() <= Level::WARN,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(batch: &Batched<Vec<u8>>) -> String {
+        String::from_utf8(batch.shared.out.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Runs `log` with a plain-text subscriber writing to `batch`.
+    fn logging(batch: &Batched<Vec<u8>>, log: impl FnOnce()) {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(batch.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+    }
+
+    #[test]
+    fn info_records_wait_for_a_flush_and_come_out_in_order() {
+        let batch = Batched::new(Vec::new());
+        logging(&batch, || {
+            tracing::info!("first");
+            tracing::info!("second");
+        });
+        assert_eq!(written(&batch), "");
+        batch.flush();
+        let out = written(&batch);
+        assert!(
+            out.find("first").unwrap() < out.find("second").unwrap(),
+            "{out}"
+        );
+        batch.flush();
+        assert_eq!(written(&batch), out, "a second flush writes nothing again");
+    }
+
+    #[test]
+    fn a_warning_goes_out_at_once_with_everything_before_it() {
+        let batch = Batched::new(Vec::new());
+        logging(&batch, || {
+            tracing::info!("before");
+            tracing::warn!("trouble");
+        });
+        let out = written(&batch);
+        assert!(
+            out.find("before").unwrap() < out.find("trouble").unwrap(),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_full_batch_is_written_without_waiting() {
+        let batch = Batched::new(Vec::new());
+        let record = "x".repeat(1000);
+        logging(&batch, || {
+            for _ in 0..(BATCH_BYTES / 1000 + 1) {
+                tracing::info!("{record}");
+            }
+        });
+        assert!(written(&batch).len() >= BATCH_BYTES);
     }
 }
