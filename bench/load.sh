@@ -254,6 +254,11 @@ if ((CEILING)); then
         run_wrk floor "$CEILING_PORT" distinct
         stop "$SERVER"
         FLOOR_CPU_US=$R_CPU_US
+        if ((R_ERRORS > 0 || R_REQUESTS == 0)); then
+            echo "FAIL: the floor run had $R_ERRORS errors or non-2xx responses ($R_REQUESTS requests)" >&2
+            FAILED=1
+            FLOOR_CPU_US=
+        fi
         ROWS+=("| floor: ceiling + RSA verify | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | n/a |")
     fi
 fi
