@@ -16,8 +16,6 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-// For the allocator only: the same as the binary's.
-mod common;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use tokenmint::auth::Principal;
@@ -25,6 +23,9 @@ use tokenmint::config::{self, Env, Source};
 use tokenmint::policy::{GrantKind, MintRequest};
 use tokenmint::runtime::Runtime;
 use tokenmint::twilio::AccessToken;
+
+// For the allocator only: the same as the binary's.
+mod common;
 
 const KEY_SECRET: &str = "bench_api_key_secret_0123456789ab";
 const NOW: u64 = 1_700_000_000;

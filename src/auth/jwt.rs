@@ -171,7 +171,7 @@ impl KeySet {
     }
 
     /// Parses a JWKS document, keeping only keys usable for signature verification: no
-    /// symmetric keys, no encryption keys, no RSA below 2048 bits, no key aws-lc refuses to
+    /// symmetric keys, no encryption keys, no RSA outside 2048-8192 bits, no key aws-lc refuses to
     /// parse. Fails when nothing usable remains or the document is malformed.
     pub fn from_jwks(document: &[u8]) -> Result<Self, &'static str> {
         #[derive(serde::Deserialize)]
@@ -244,6 +244,33 @@ fn ec_point(x: &str, y: &str, len: usize) -> Option<Vec<u8>> {
     (x.len() == len && y.len() == len).then(|| [&[4u8][..], &x, &y].concat())
 }
 
+/// A supported curve's key family, JWS algorithm, aws-lc parameters (JWS signatures are the
+/// fixed-size `r || s`) and coordinate length in bytes.
+fn ec_curve(
+    curve: &EllipticCurve,
+) -> Option<(
+    KeyKind,
+    Algorithm,
+    &'static signature::EcdsaVerificationAlgorithm,
+    usize,
+)> {
+    match curve {
+        EllipticCurve::P256 => Some((
+            KeyKind::P256,
+            Algorithm::ES256,
+            &signature::ECDSA_P256_SHA256_FIXED,
+            32,
+        )),
+        EllipticCurve::P384 => Some((
+            KeyKind::P384,
+            Algorithm::ES384,
+            &signature::ECDSA_P384_SHA384_FIXED,
+            48,
+        )),
+        _ => None,
+    }
+}
+
 fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return None;
@@ -284,26 +311,7 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
             (KeyKind::Rsa, verifiers)
         }
         AlgorithmParameters::EllipticCurve(ec) => {
-            let (kind, alg, parameters, len): (
-                _,
-                _,
-                &'static signature::EcdsaVerificationAlgorithm,
-                _,
-            ) = match ec.curve {
-                EllipticCurve::P256 => (
-                    KeyKind::P256,
-                    Algorithm::ES256,
-                    &signature::ECDSA_P256_SHA256_FIXED,
-                    32,
-                ),
-                EllipticCurve::P384 => (
-                    KeyKind::P384,
-                    Algorithm::ES384,
-                    &signature::ECDSA_P384_SHA384_FIXED,
-                    48,
-                ),
-                _ => return None,
-            };
+            let (kind, alg, parameters, len) = ec_curve(&ec.curve)?;
             let point = ec_point(&ec.x, &ec.y, len)?;
             (kind, parse(alg, parameters, &point).map(|v| vec![v]))
         }
