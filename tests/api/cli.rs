@@ -80,6 +80,16 @@ service_sid = "{IS_CHAT}"
     file
 }
 
+/// A caller JWT for `sub` from the configuration's HS256 authenticator.
+pub fn hs_caller(sub: &str) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        None,
+        &claims(sub),
+    )
+}
+
 pub fn path_of(file: &tempfile::NamedTempFile) -> &str {
     file.path().to_str().unwrap()
 }
@@ -319,12 +329,7 @@ async fn logs_hold_audit_events_but_never_secrets_tokens_or_credentials() {
     let served = serve(&file);
     let client = reqwest::Client::new();
     let url = format!("http://{}/apps/support/token", served.addr);
-    let caller = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
-        None,
-        &claims("lena"),
-    );
+    let caller = hs_caller("lena");
     let forged = sign(
         Algorithm::HS256,
         &EncodingKey::from_secret(b"not-the-secret-not-the-secret-00"),
@@ -430,12 +435,7 @@ async fn audit_records_are_batched_but_reach_stdout_while_serving_in_order_and_a
     let served = serve(&file);
     let client = reqwest::Client::new();
     let url = format!("http://{}/apps/support/token", served.addr);
-    let caller = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
-        None,
-        &claims("lena"),
-    );
+    let caller = hs_caller("lena");
     let ids: Vec<String> = (0..300).map(|i| format!("batch-{i:04}")).collect();
     let mint = |id: &str| {
         client

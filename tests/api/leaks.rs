@@ -3,10 +3,9 @@
 
 use std::process::Stdio;
 
-use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
-use crate::cli::{HS_SECRET, config_file, path_of, serve, stop, text, tokenmint};
+use crate::cli::{HS_SECRET, config_file, hs_caller, path_of, serve, stop, text, tokenmint};
 use crate::helpers::*;
 
 /// Distinctive values, so a match can only be a leak.
@@ -114,12 +113,7 @@ async fn no_command_endpoint_or_log_reveals_a_secret_or_a_minted_token() {
     let served = serve(&file);
     let admin = served.admin.clone().unwrap();
     let client = reqwest::Client::new();
-    let caller = sign(
-        Algorithm::HS256,
-        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
-        None,
-        &claims("lena"),
-    );
+    let caller = hs_caller("lena");
     let public = |path: &str| format!("http://{}{path}", served.addr);
     let mut responses = Vec::new();
     let requests = vec![
