@@ -13,7 +13,6 @@
 //!
 //! `cargo bench --bench handler`; `bench/criterion-summary.py` prints the ratios.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -25,12 +24,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 mod common;
 
-use common::{AUDIENCE, ISSUER, Issuer, Pool, fixture};
+use common::{AUDIENCE, ISSUER, Issuer, Pool};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey};
-use serde_json::json;
-use tokenmint::config::{self, Env, LogFormat, LogSettings, Source};
+use jsonwebtoken::Algorithm;
+use tokenmint::config::{LogFormat, LogSettings};
 use tokenmint::http::{self, AppState};
 use tokenmint::runtime::Runtime;
 use tower::ServiceExt;
@@ -38,33 +35,9 @@ use tower::ServiceExt;
 const GATEWAY_SECRET: &str = "bench-gateway-shared-secret-0123";
 const BODY: &str = r#"{"grants":["voice","video"],"room":"support-lobby"}"#;
 
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> serde_json::Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).expect("a JWK"))
-        .expect("JWK serialises");
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk
-}
-
 /// The load benchmark's configuration (bench/tokenmint.toml) plus `support_gw`, the same app
 /// behind a gateway authenticator.
 fn router(jwks_path: &std::path::Path) -> Router {
-    let grants = r#"
-[apps.APP.grants.voice]
-incoming = true
-outgoing_application_sid = "AP00112233445566778899aabbccddeeff"
-outgoing_params = { agent = "{sub}" }
-require_claims = { roles = "agent" }
-
-[apps.APP.grants.video]
-rooms = ["support-*", "user-{sub}"]
-
-[apps.APP.grants.chat]
-service_sid = "IS00112233445566778899aabbccdd0002"
-
-[apps.APP.grants.sync]
-service_sid = "IS00112233445566778899aabbccdd0003"
-"#;
     let toml = format!(
         r#"
 [server]
@@ -107,18 +80,10 @@ ttl = "1h"
 max_ttl = "4h"
 {gateway_grants}"#,
         path = jwks_path.display().to_string(),
-        support_grants = grants.replace("APP", "support"),
-        gateway_grants = grants.replace("APP", "support_gw"),
+        support_grants = common::support_grants("support"),
+        gateway_grants = common::support_grants("support_gw"),
     );
-    let env = HashMap::from([
-        (
-            "T_KEY_SECRET".to_owned(),
-            "bench_api_key_secret_0123456789ab".to_owned(),
-        ),
-        ("T_GATEWAY_SECRET".to_owned(), GATEWAY_SECRET.to_owned()),
-    ]);
-    let settings = config::load(&Source::text(toml).with_env(Env::Fixed(env)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let settings = common::load(toml, &[("T_GATEWAY_SECRET", GATEWAY_SECRET)]);
     http::router(AppState::new(Runtime::new(
         settings,
         Default::default(),
@@ -171,12 +136,8 @@ async fn run(router: &Router, requests: Vec<Request<Body>>) -> Duration {
 
 fn handler(c: &mut Criterion) {
     let issuer = Issuer::new();
-    let jwks_file = tempfile::NamedTempFile::new().expect("temp file");
-    let jwks = json!({"keys": [
-        jwk(&EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key"), Algorithm::RS256, "rsa-a"),
-        jwk(&EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key"), Algorithm::ES256, "ec-a"),
-    ]});
-    std::fs::write(jwks_file.path(), jwks.to_string()).expect("write the JWKS");
+    let (rsa_jwk, ec_jwk) = common::fixture_jwks();
+    let jwks_file = common::jwks_file(&[&rsa_jwk, &ec_jwk]);
     let router = router(jwks_file.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,7 +11,6 @@
 //!
 //! `cargo bench --bench mint`; `bench/criterion-summary.py` prints the ratios.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -19,19 +18,22 @@ use aws_lc_rs::hmac;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use tokenmint::auth::Principal;
-use tokenmint::config::{self, Env, Source};
 use tokenmint::policy::{GrantKind, MintRequest};
 use tokenmint::runtime::Runtime;
 use tokenmint::twilio::AccessToken;
 
-// For the allocator only: the same as the binary's.
 mod common;
 
-const KEY_SECRET: &str = "bench_api_key_secret_0123456789ab";
+use common::{KEY_SECRET, support_grants};
+
 const NOW: u64 = 1_700_000_000;
 
-/// The `support` app of the load benchmark (bench/tokenmint.toml), secrets from a fixed env.
-const CONFIG: &str = r#"
+/// The `support` app of the load benchmark (bench/tokenmint.toml). How the caller was verified
+/// does not matter here: the plan is made before timing starts.
+fn config() -> String {
+    let grants = support_grants("support");
+    format!(
+        r#"
 [server]
 listen = "127.0.0.1:0"
 default_app = "support"
@@ -42,40 +44,24 @@ account_sid = "AC0123456789abcdef0123456789abcdef"
 sid = "SKfedcba9876543210fedcba9876543210"
 secret = "env:T_KEY_SECRET"
 
-# How the caller was verified does not matter here: the plan is made before timing starts.
 [auth.corp]
 kind = "gateway"
 identity_header = "X-Authenticated-User"
-claim_headers = { roles = "X-Authenticated-Roles" }
+claim_headers = {{ roles = "X-Authenticated-Roles" }}
 trusted_proxies = ["127.0.0.1/32"]
 
 [apps.support]
 account = "main"
 auth = "corp"
-identity = "{sub}"
+identity = "{{sub}}"
 ttl = "1h"
 max_ttl = "4h"
-
-[apps.support.grants.voice]
-incoming = true
-outgoing_application_sid = "AP00112233445566778899aabbccddeeff"
-outgoing_params = { agent = "{sub}" }
-require_claims = { roles = "agent" }
-
-[apps.support.grants.video]
-rooms = ["support-*", "user-{sub}"]
-
-[apps.support.grants.chat]
-service_sid = "IS00112233445566778899aabbccdd0002"
-
-[apps.support.grants.sync]
-service_sid = "IS00112233445566778899aabbccdd0003"
-"#;
+{grants}"#
+    )
+}
 
 fn mint(c: &mut Criterion) {
-    let env = HashMap::from([("T_KEY_SECRET".to_owned(), KEY_SECRET.to_owned())]);
-    let settings = config::load(&Source::text(CONFIG).with_env(Env::Fixed(env)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let settings = common::load(config(), &[]);
     let app = settings.apps["support"].clone();
 
     // The caller and request of the load benchmark: voice and video in a support room.

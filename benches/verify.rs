@@ -15,7 +15,6 @@
 //!
 //! `cargo bench --bench verify`; `bench/criterion-summary.py` prints the ratios.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,20 +28,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 mod common;
 
-use common::{AUDIENCE, ISSUER, Issuer, Pool, fixture};
+use common::{AUDIENCE, ISSUER, Issuer, Pool};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
-use jsonwebtoken::{Algorithm, EncodingKey};
-use serde_json::{Value, json};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::AlgorithmParameters;
 use tokenmint::auth::{Authenticator, JwtAuthenticator};
-use tokenmint::config::{self, Env, Source};
 use tokenmint::runtime::Runtime;
-
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
-    let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
-    jwk.common.key_id = Some(kid.into());
-    jwk
-}
 
 fn authenticator(jwks_path: &std::path::Path) -> Arc<JwtAuthenticator> {
     let toml = format!(
@@ -68,13 +59,7 @@ rooms = ["*"]
 "#,
         path = jwks_path.display().to_string()
     );
-    let env = HashMap::from([(
-        "T_KEY_SECRET".to_owned(),
-        "bench_api_key_secret_0123456789ab".to_owned(),
-    )]);
-    let settings = config::load(&Source::text(toml).with_env(Env::Fixed(env)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let runtime = Runtime::new(settings, Default::default(), None);
+    let runtime = Runtime::new(common::load(toml, &[]), Default::default(), None);
     match &runtime.authenticators["corp"] {
         Authenticator::Jwt(jwt) => jwt.clone(),
         Authenticator::Gateway(_) => unreachable!("corp is a jwt authenticator"),
@@ -83,19 +68,8 @@ rooms = ["*"]
 
 fn verify(c: &mut Criterion) {
     let issuer = Issuer::new();
-    let rsa_jwk = jwk(
-        &EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key"),
-        Algorithm::RS256,
-        "rsa-a",
-    );
-    let ec_jwk = jwk(
-        &EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key"),
-        Algorithm::ES256,
-        "ec-a",
-    );
-    let jwks_file = tempfile::NamedTempFile::new().expect("temp file");
-    let jwks: Value = json!({"keys": [rsa_jwk, ec_jwk]});
-    std::fs::write(jwks_file.path(), jwks.to_string()).expect("write the JWKS");
+    let (rsa_jwk, ec_jwk) = common::fixture_jwks();
+    let jwks_file = common::jwks_file(&[&rsa_jwk, &ec_jwk]);
     let auth = authenticator(jwks_file.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

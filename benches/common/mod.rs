@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each bench uses a different part
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -11,8 +12,10 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
+use tokenmint::config::{self, Env, Settings, Source};
 
 // The allocator of the `tokenmint` binary (src/main.rs), so the benches measure what it runs.
 #[global_allocator]
@@ -20,6 +23,65 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "support-web";
+/// The API Key secret every bench configuration reads from `env:T_KEY_SECRET`.
+pub const KEY_SECRET: &str = "bench_api_key_secret_0123456789ab";
+
+/// The grants of the load benchmark's `support` app (bench/tokenmint.toml), for app `app`.
+pub fn support_grants(app: &str) -> String {
+    format!(
+        r#"
+[apps.{app}.grants.voice]
+incoming = true
+outgoing_application_sid = "AP00112233445566778899aabbccddeeff"
+outgoing_params = {{ agent = "{{sub}}" }}
+require_claims = {{ roles = "agent" }}
+
+[apps.{app}.grants.video]
+rooms = ["support-*", "user-{{sub}}"]
+
+[apps.{app}.grants.chat]
+service_sid = "IS00112233445566778899aabbccdd0002"
+
+[apps.{app}.grants.sync]
+service_sid = "IS00112233445566778899aabbccdd0003"
+"#
+    )
+}
+
+/// Loads a bench configuration: `KEY_SECRET` as `T_KEY_SECRET`, plus `env`.
+pub fn load(toml: String, env: &[(&str, &str)]) -> Settings {
+    let env = env
+        .iter()
+        .chain(&[("T_KEY_SECRET", KEY_SECRET)])
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<HashMap<_, _>>();
+    config::load(&Source::text(toml).with_env(Env::Fixed(env))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The public JWK of a fixture key, marked for signatures.
+pub fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
+    jwk.common.key_id = Some(kid.into());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk
+}
+
+/// The JWKs of the fixture keys the [`Issuer`] signs with: RSA `rsa-a`, P-256 `ec-a`.
+pub fn fixture_jwks() -> (Jwk, Jwk) {
+    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key");
+    let ec = EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key");
+    (
+        jwk(&rsa, Algorithm::RS256, "rsa-a"),
+        jwk(&ec, Algorithm::ES256, "ec-a"),
+    )
+}
+
+/// A JWKS file holding `keys`.
+pub fn jwks_file(keys: &[&Jwk]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), json!({ "keys": keys }).to_string()).expect("write the JWKS");
+    file
+}
 
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
