@@ -24,7 +24,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 mod common;
 
-use common::{AUDIENCE, ISSUER, Issuer, Pool};
+use common::{Issuer, Pool};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
 use tokenmint::config::{LogFormat, LogSettings};
@@ -38,25 +38,9 @@ const BODY: &str = r#"{"grants":["voice","video"],"room":"support-lobby"}"#;
 /// The load benchmark's configuration (bench/tokenmint.toml) plus `support_gw`, the same app
 /// behind a gateway authenticator.
 fn router(jwks_path: &std::path::Path) -> Router {
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-default_app = "support"
-
-[accounts.main]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-[[accounts.main.signing_keys]]
-sid = "SKfedcba9876543210fedcba9876543210"
-secret = "env:T_KEY_SECRET"
-
-[auth.corp]
-kind = "jwt"
-issuer = "{ISSUER}"
-audiences = ["{AUDIENCE}"]
-algorithms = ["RS256", "ES256"]
-jwks_file = {path:?}
-
+    let toml = common::jwt_config(jwks_path)
+        + &format!(
+            r#"
 [auth.edge]
 kind = "gateway"
 identity_header = "X-Authenticated-User"
@@ -79,10 +63,9 @@ identity = "{{sub}}"
 ttl = "1h"
 max_ttl = "4h"
 {gateway_grants}"#,
-        path = jwks_path.display().to_string(),
-        support_grants = common::support_grants("support"),
-        gateway_grants = common::support_grants("support_gw"),
-    );
+            support_grants = common::support_grants("support"),
+            gateway_grants = common::support_grants("support_gw"),
+        );
     let settings = common::load(toml, &[("T_GATEWAY_SECRET", GATEWAY_SECRET)]);
     http::router(AppState::new(Runtime::new(
         settings,

@@ -24,7 +24,7 @@ use tokenmint::twilio::AccessToken;
 
 mod common;
 
-use common::{KEY_SECRET, support_grants};
+use common::{ACCOUNT_CONFIG, KEY_SECRET, support_grants};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -33,17 +33,7 @@ const NOW: u64 = 1_700_000_000;
 fn config() -> String {
     let grants = support_grants("support");
     format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-default_app = "support"
-
-[accounts.main]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-[[accounts.main.signing_keys]]
-sid = "SKfedcba9876543210fedcba9876543210"
-secret = "env:T_KEY_SECRET"
-
+        r#"{ACCOUNT_CONFIG}
 [auth.corp]
 kind = "gateway"
 identity_header = "X-Authenticated-User"

@@ -28,7 +28,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 mod common;
 
-use common::{AUDIENCE, ISSUER, Issuer, Pool};
+use common::{Issuer, Pool};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::AlgorithmParameters;
@@ -36,29 +36,14 @@ use tokenmint::auth::{Authenticator, JwtAuthenticator};
 use tokenmint::runtime::Runtime;
 
 fn authenticator(jwks_path: &std::path::Path) -> Arc<JwtAuthenticator> {
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[accounts.main]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-[[accounts.main.signing_keys]]
-sid = "SKfedcba9876543210fedcba9876543210"
-secret = "env:T_KEY_SECRET"
-[auth.corp]
-kind = "jwt"
-issuer = "{ISSUER}"
-audiences = ["{AUDIENCE}"]
-algorithms = ["RS256", "ES256"]
-jwks_file = {path:?}
+    let toml = common::jwt_config(jwks_path)
+        + r#"
 [apps.support]
 account = "main"
 auth = "corp"
 [apps.support.grants.video]
 rooms = ["*"]
-"#,
-        path = jwks_path.display().to_string()
-    );
+"#;
     let runtime = Runtime::new(common::load(toml, &[]), Default::default(), None);
     match &runtime.authenticators["corp"] {
         Authenticator::Jwt(jwt) => jwt.clone(),

@@ -26,6 +26,36 @@ pub const AUDIENCE: &str = "support-web";
 /// The API Key secret every bench configuration reads from `env:T_KEY_SECRET`.
 pub const KEY_SECRET: &str = "bench_api_key_secret_0123456789ab";
 
+/// The start of every bench configuration: the server, with `support` as default app, and the
+/// `main` account, whose key secret comes from `T_KEY_SECRET`; authenticators and apps follow.
+pub const ACCOUNT_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+default_app = "support"
+
+[accounts.main]
+account_sid = "AC0123456789abcdef0123456789abcdef"
+[[accounts.main.signing_keys]]
+sid = "SKfedcba9876543210fedcba9876543210"
+secret = "env:T_KEY_SECRET"
+"#;
+
+/// [`ACCOUNT_CONFIG`] and `corp`, a JWT authenticator for the [`Issuer`]'s tokens with its keys
+/// in the JWKS file `jwks_path`; apps follow.
+pub fn jwt_config(jwks_path: &std::path::Path) -> String {
+    format!(
+        r#"{ACCOUNT_CONFIG}
+[auth.corp]
+kind = "jwt"
+issuer = "{ISSUER}"
+audiences = ["{AUDIENCE}"]
+algorithms = ["RS256", "ES256"]
+jwks_file = {path:?}
+"#,
+        path = jwks_path.display().to_string()
+    )
+}
+
 /// The grants of the load benchmark's `support` app (bench/tokenmint.toml), for app `app`.
 pub fn support_grants(app: &str) -> String {
     format!(
