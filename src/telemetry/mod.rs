@@ -1,6 +1,8 @@
 //! Logging set-up. Building a subscriber is separate from installing it, so tests and the
 //! offline commands can choose where logs go.
 
+mod json;
+
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -27,7 +29,12 @@ where
         .with_writer(writer)
         .with_target(true);
     match settings.format {
-        LogFormat::Json => Box::new(builder.with_ansi(false).json().flatten_event(true).finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .with_ansi(false)
+                .event_format(json::JsonLines)
+                .finish(),
+        ),
         LogFormat::Pretty => Box::new(builder.with_ansi(ansi).compact().finish()),
     }
 }
