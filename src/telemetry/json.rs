@@ -1,8 +1,9 @@
 //! The JSON log format: one object per line with `timestamp`, `level`, the event's fields and
 //! `target`, the layout of tracing-subscriber's flattened JSON format. It is written straight
-//! into the record's buffer: under load, the generic formatter (a serializer behind a UTF-8
-//! checking adaptor, span lookups) cost more per token request than everything else the service
-//! adds to the signature checks. The service opens no spans, so records carry no span context.
+//! into the record's buffer: every token request writes an audit record, and the generic
+//! formatter (a serializer behind a UTF-8 checking adaptor, span lookups) cost about twice as
+//! much per record (see BENCHMARKS.md). The service opens no spans, so records carry no span
+//! context.
 
 use std::fmt::{self, Write};
 
