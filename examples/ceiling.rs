@@ -19,14 +19,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use aws_lc_rs::signature::ParsedPublicKey;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
+
+mod common;
 
 #[derive(Parser)]
 #[command(about = "A bare axum server answering a fixed JSON body")]
@@ -41,37 +41,13 @@ struct Args {
     verify_jwks: Option<PathBuf>,
 }
 
-/// The first RSA key of a JWKS document, parsed for RS256.
-fn rsa_key(jwks: &[u8]) -> ParsedPublicKey {
-    let jwks: serde_json::Value = serde_json::from_slice(jwks).expect("a JWKS document");
-    let key = jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kty"] == "RSA"))
-        .expect("an RSA key in the JWKS");
-    let component = |name: &str| {
-        URL_SAFE_NO_PAD
-            .decode(key[name].as_str().expect("n and e"))
-            .expect("base64url")
-    };
-    let (n, e) = (component("n"), component("e"));
-    RsaPublicKeyComponents { n: &n, e: &e }
-        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
-        .expect("a valid RSA key")
-}
-
 /// Whether the request's bearer JWT carries a valid signature by `key`.
-fn signature_ok(key: &ParsedPublicKey, headers: &HeaderMap) -> bool {
-    let token = headers
+fn bearer_signature_ok(key: &ParsedPublicKey, headers: &HeaderMap) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some((signed, signature)) = token.and_then(|t| t.rsplit_once('.')) else {
-        return false;
-    };
-    let mut bytes = [0u8; 1024];
-    URL_SAFE_NO_PAD
-        .decode_slice(signature, &mut bytes)
-        .is_ok_and(|len| key.verify_sig(signed.as_bytes(), &bytes[..len]).is_ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| common::signature_ok(key, token))
 }
 
 #[tokio::main]
@@ -84,11 +60,11 @@ async fn main() -> std::io::Result<()> {
         }
     };
     let key: Option<&'static ParsedPublicKey> = match &args.verify_jwks {
-        Some(path) => Some(Box::leak(Box::new(rsa_key(&std::fs::read(path)?)))),
+        Some(path) => Some(Box::leak(Box::new(common::rsa_key(&std::fs::read(path)?)))),
         None => None,
     };
     let token = move |headers: HeaderMap| async move {
-        if key.is_some_and(|key| !signature_ok(key, &headers)) {
+        if key.is_some_and(|key| !bearer_signature_ok(key, &headers)) {
             return StatusCode::UNAUTHORIZED.into_response();
         }
         (

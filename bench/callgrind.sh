@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Counts the CPU instructions of one token request with callgrind (valgrind), in process: the
+# request path of bench/load.sh's configuration without sockets or the scheduler. Unlike CPU
+# time on a shared machine, the count does not drift with the host's speed, so it shows changes
+# of a few per cent that load runs cannot.
+#
+#   bench/callgrind.sh [--out DIR] [--requests N]
+#
+# Builds examples/requests.rs with symbols (target/profiling, as bench/profile.sh does), signs N
+# + 200 RS256 caller tokens with distinct subjects, then runs under callgrind, each twice (200
+# and N + 200 tokens, so set-up cancels out):
+#   - N token requests through the router (examples/requests.rs --config), the JSON audit
+#     record written to a sink;
+#   - N bare RSA verifications of the same tokens (--raw-verify), the reference.
+# Prints the instructions per request, per verification and their ratio, and writes the
+# inclusive profile of the larger request run to DIR/callgrind-requests.txt.
+# Needs valgrind (Debian: apt-get install valgrind). DIR defaults to target/bench/callgrind; N to 1000.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+command -v valgrind >/dev/null || { echo "valgrind is missing (Debian: apt-get install valgrind)" >&2; exit 2; }
+
+OUT=target/bench/callgrind
+REQUESTS=1000
+while (($#)); do
+    case "$1" in
+    --out) OUT=$2; shift ;;
+    --requests) REQUESTS=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+BASE=200
+TOTAL=$((BASE + REQUESTS))
+
+echo "==> building examples/requests and examples/callers with symbols (target/profiling)" >&2
+CARGO_TARGET_DIR=target/profiling \
+    CARGO_PROFILE_RELEASE_STRIP=none \
+    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+    cargo build --release ${CI:+--locked} --example requests --example callers
+EXAMPLES=target/profiling/release/examples
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+umask 077
+printf '%s' "bench_api_key_secret_0123456789ab" >"$OUT/api_key_secret"
+sed -e "s|@DIR@|$OUT|g" -e "s|@PORT@|18080|g" bench/tokenmint.toml >"$OUT/tokenmint.toml"
+TOKENS="$OUT/callers-RS256-$TOTAL.txt"
+"$EXAMPLES/callers" --out "$OUT" --count "$TOTAL" --alg RS256 --tokens "$TOKENS" >/dev/null
+
+# Instructions of one run of examples/requests with these arguments.
+instructions() {
+    local out=$1
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$EXAMPLES/requests" \
+        --tokens "$TOKENS" "$@" 2>&1 | awk '/Collected :/ { print $NF }'
+}
+
+declare -A PER
+for run in requests raw-verify; do
+    if [[ $run == requests ]]; then args=(--config "$OUT/tokenmint.toml"); else args=(--raw-verify "$OUT/jwks.json"); fi
+    echo "==> callgrind: $run, $BASE and $TOTAL tokens" >&2
+    small=$(instructions "$OUT/callgrind-$run-small.out" "${args[@]}" --count "$BASE")
+    large=$(instructions "$OUT/callgrind-$run.out" "${args[@]}" --count "$TOTAL")
+    PER[$run]=$(((large - small) / REQUESTS))
+done
+
+callgrind_annotate --inclusive=yes "$OUT/callgrind-requests.out" 2>/dev/null >"$OUT/callgrind-requests.txt" || true
+echo "instructions per token request (in process): ${PER[requests]}"
+echo "instructions per RSA-2048 verification:      ${PER[raw-verify]}"
+awk -v a="${PER[requests]}" -v b="${PER[raw-verify]}" \
+    'BEGIN { printf "token request / RSA verification:           %.2f\n", a / b }'
+echo "inclusive profile of the $TOTAL-request run: $OUT/callgrind-requests.txt"
