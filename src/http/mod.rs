@@ -172,30 +172,35 @@ async fn method_not_allowed() -> ApiError {
 /// histogram by route (timed-out requests included) and a panic guard that answers 500 and keeps
 /// the process serving.
 pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) -> Router {
-    router
-        .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let metrics = metrics.clone();
-                async move {
-                    let route = request.extensions().get::<MatchedPath>().cloned();
-                    let started = std::time::Instant::now();
-                    let response =
-                        match tokio::time::timeout(request_timeout, next.run(request)).await {
-                            Ok(response) => response,
-                            Err(_) => ApiError::timed_out().into_response(),
-                        };
-                    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-                    let elapsed = started.elapsed().as_secs_f64();
-                    metrics.request(route, response.status().as_u16(), elapsed);
-                    response
-                }
-            },
-        ))
-        .layer(CatchPanicLayer::custom(|_panic| {
-            tracing::error!("request handler panicked");
-            ApiError::internal("panic").into_response()
-        }))
+    let observe = axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let metrics = metrics.clone();
+            async move {
+                let route = request.extensions().get::<MatchedPath>().cloned();
+                let started = std::time::Instant::now();
+                let response = match tokio::time::timeout(request_timeout, next.run(request)).await
+                {
+                    Ok(response) => response,
+                    Err(_) => ApiError::timed_out().into_response(),
+                };
+                let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+                let elapsed = started.elapsed().as_secs_f64();
+                metrics.request(route, response.status().as_u16(), elapsed);
+                response
+            }
+        },
+    );
+    let panic_guard = CatchPanicLayer::custom(|_panic| {
+        tracing::error!("request handler panicked");
+        ApiError::internal("panic").into_response()
+    });
+    // One `layer` call for both: each wraps every route in another boxed service, cloned per
+    // request.
+    router.fallback(|| async { ApiError::not_found() }).layer(
+        tower::ServiceBuilder::new()
+            .layer(panic_guard)
+            .layer(observe),
+    )
 }
 
 /// Every route on one listener (no `admin_listen`).
