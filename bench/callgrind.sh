@@ -41,11 +41,8 @@ CARGO_TARGET_DIR=target/profiling \
     cargo build --release ${CI:+--locked} --example requests --example callers
 EXAMPLES=target/profiling/release/examples
 
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 umask 077
-printf '%s' "bench_api_key_secret_0123456789ab" >"$OUT/api_key_secret"
-sed -e "s|@DIR@|$OUT|g" -e "s|@PORT@|18080|g" bench/tokenmint.toml >"$OUT/tokenmint.toml"
+OUT=$(bench/prepare-dir.sh "$OUT" "18080")
 TOKENS="$OUT/callers-RS256-$TOTAL.txt"
 "$EXAMPLES/callers" --out "$OUT" --count "$TOTAL" --alg RS256 --tokens "$TOKENS" >/dev/null
 

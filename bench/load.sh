@@ -112,11 +112,8 @@ if ((BUILD)); then
 fi
 EXAMPLES=target/release/examples
 
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 umask 077
-printf '%s' "bench_api_key_secret_0123456789ab" >"$OUT/api_key_secret"
-sed -e "s|@DIR@|$OUT|g" -e "s|@PORT@|$PORT|g" bench/tokenmint.toml >"$OUT/tokenmint.toml"
+OUT=$(bench/prepare-dir.sh "$OUT" "$PORT")
 
 # Caller tokens are valid for a day; a pool older than 12 hours is made again.
 TOKENS="$OUT/callers-$ALG-$POOL.txt"
