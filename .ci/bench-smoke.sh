@@ -5,7 +5,8 @@
 # nothing. Installs wrk and curl from Debian when they are missing (runs as root in CI). Then
 # runs examples/requests.rs, the driver of bench/callgrind.sh, on the same configuration and
 # callers without valgrind: it fails unless every request is answered 200 and every raw
-# signature check passes.
+# signature check passes. Last, one smoke-sized pair of bench/compare.sh (the release binary
+# against itself), so the comparison script cannot rot either.
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -27,3 +28,5 @@ tokens=$(ls "$OUT"/callers-RS256-*.txt | head -n 1)
 target/release/examples/requests --config "$OUT/tokenmint.toml" --tokens "$tokens" --count 1000
 target/release/examples/requests --raw-verify "$OUT/jwks.json" --tokens "$tokens" --count 1000
 echo "examples/requests: 1000 token requests in process and 1000 raw verifications passed"
+
+bench/compare.sh target/release/tokenmint target/release/tokenmint --pairs 1 --smoke --out "$OUT"
