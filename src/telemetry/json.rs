@@ -125,6 +125,12 @@ struct Escaping<'a, W>(&'a mut W);
 
 impl<W: Write> Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most values (names, ids, SIDs) need no escape. Checking every byte without an early
+        // exit lets the compiler test 16 at a time; then the whole string is written at once.
+        let needs_escape = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+        if !s.bytes().fold(false, |any, b| any | needs_escape(b)) {
+            return self.0.write_str(s);
+        }
         let mut plain = 0;
         for (at, byte) in s.bytes().enumerate() {
             let escaped = match byte {
@@ -297,11 +303,25 @@ mod tests {
     #[test]
     fn escaped_strings_read_back_unchanged() {
         let all_ascii: String = (0u8..0x80).map(char::from).collect();
-        for s in ["", "plain", "\"\\/", "\u{7f}\u{80}", "😀 ✓ é", &all_ascii] {
+        // One character to escape at places on both sides of 16- and 32-byte boundaries in a
+        // string that is otherwise plain.
+        let one_special = ['\0', '\n', '\u{1f}', '"', '\\'].into_iter().flat_map(|c| {
+            [0, 15, 16, 31, 32, 40].map(|at| {
+                let mut s = "abcdefghijklmnopqrstuvwxyz-0123456789_ABCD".to_owned();
+                s.replace_range(at..=at, &c.to_string());
+                s
+            })
+        });
+        let cases = ["", "plain", "\"\\/", "\u{7f}\u{80}", "😀 ✓ é", &all_ascii].map(str::to_owned);
+        for s in cases.into_iter().chain(one_special) {
             let mut out = String::new();
-            string(&mut out, s).unwrap();
+            string(&mut out, &s).unwrap();
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
             assert!(!out.bytes().any(|b| b < 0x20), "{out:?}");
+            assert_eq!(
+                out.len() > s.len() + 2,
+                s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+            );
         }
     }
 }
