@@ -7,8 +7,9 @@
 #   bench/callgrind.sh [--out DIR] [--requests N]
 #
 # Builds examples/requests.rs with symbols (target/profiling, as bench/profile.sh does), signs N
-# + 200 RS256 caller tokens with distinct subjects, then runs under callgrind, each twice (200
-# and N + 200 tokens, so set-up cancels out):
+# + 200 RS256 caller tokens with distinct subjects, then runs under callgrind, counting from the
+# end of set-up (examples/requests.rs calls measure_from_here there), each twice (200 and N + 200
+# tokens, so what is left of start-up and the exit cancels out):
 #   - N token requests through the router (examples/requests.rs --config), the JSON audit
 #     record written to a sink;
 #   - N bare RSA verifications of the same tokens (--raw-verify), the reference.
@@ -46,12 +47,14 @@ OUT=$(bench/prepare-dir.sh "$OUT" "18080")
 TOKENS="$OUT/callers-RS256-$TOTAL.txt"
 "$EXAMPLES/callers" --out "$OUT" --count "$TOTAL" --alg RS256 --tokens "$TOKENS" >/dev/null
 
-# Instructions of one run of examples/requests with these arguments.
+# Instructions of one run of examples/requests with these arguments, from the end of its set-up
+# (measure_from_here) to its exit.
 instructions() {
     local out=$1
     shift
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$EXAMPLES/requests" \
-        --tokens "$TOKENS" "$@" 2>&1 | awk '/Collected :/ { print $NF }'
+    valgrind --tool=callgrind --callgrind-out-file="$out" --zero-before='*measure_from_here' \
+        "$EXAMPLES/requests" --tokens "$TOKENS" "$@" >/dev/null 2>&1
+    awk '/^totals:/ { print $2 }' "$out"
 }
 
 declare -A PER
