@@ -19,7 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::jwks::RemoteKeys;
@@ -439,7 +440,8 @@ fn decode_object(segment: &str, reason: &'static str) -> Result<Map<String, Valu
 }
 
 /// The JOSE header members this verifier reads; every other member is skipped. Strings borrow
-/// from the decoded header unless they contain escapes, so parsing a header allocates nothing.
+/// from the decoded header unless they contain escapes, so parsing a well-formed header
+/// allocates nothing.
 struct Header<'a> {
     alg: Option<Member<'a>>,
     kid: Option<Member<'a>>,
@@ -448,59 +450,19 @@ struct Header<'a> {
 }
 
 /// A header member's name or value: its text when it is a JSON string.
+#[derive(Deserialize)]
+#[serde(untagged)]
 enum Member<'a> {
-    Text(Cow<'a, str>),
-    NotText,
+    Text(#[serde(borrow)] Cow<'a, str>),
+    NotText(IgnoredAny),
 }
 
 impl Member<'_> {
     fn text(&self) -> Option<&str> {
         match self {
             Member::Text(text) => Some(text),
-            Member::NotText => None,
+            Member::NotText(_) => None,
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Member<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct AnyValue;
-        impl<'de> Visitor<'de> for AnyValue {
-            type Value = Member<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Member<'de>, E> {
-                Ok(Member::Text(Cow::Borrowed(text)))
-            }
-            fn visit_str<E>(self, text: &str) -> Result<Member<'de>, E> {
-                Ok(Member::Text(Cow::Owned(text.to_owned())))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
-                Ok(Member::NotText)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
-                Ok(Member::NotText)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
-                Ok(Member::NotText)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
-                Ok(Member::NotText)
-            }
-            fn visit_unit<E>(self) -> Result<Member<'de>, E> {
-                Ok(Member::NotText)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Member::NotText)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Member::NotText)
-            }
-        }
-        deserializer.deserialize_any(AnyValue)
     }
 }
 
