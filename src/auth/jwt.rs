@@ -429,13 +429,13 @@ fn split(token: &str) -> Result<Parts<'_>, AuthError> {
     })
 }
 
-fn decode_object(segment: &str, reason: &'static str) -> Result<Map<String, Value>, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::unauthenticated(reason))?;
+/// The claims of a payload segment: base64url of a JSON object.
+fn decode_claims(payload: &str) -> Result<Map<String, Value>, AuthError> {
+    let malformed = || AuthError::unauthenticated("malformed_payload");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed())?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(AuthError::unauthenticated(reason)),
+        _ => Err(malformed()),
     }
 }
 
@@ -649,7 +649,7 @@ impl JwtAuthenticator {
             return Err(AuthError::unauthenticated("bad_signature"));
         }
 
-        let claims = decode_object(parts.payload, "malformed_payload")?;
+        let claims = decode_claims(parts.payload)?;
         let exp = self.check_claims(&claims, now)?;
         let subject = match claims.get("sub") {
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
