@@ -2,10 +2,10 @@
 # Compares two tokenmint binaries under load, in interleaved runs: for changes smaller than the
 # drift of a shared machine's speed between one full bench/load.sh run and the next.
 #
-#   bench/compare.sh A B [--pairs N] [bench/load.sh options...]
+#   bench/compare.sh A B [--pairs N] [--mode distinct|twice] [bench/load.sh options...]
 #
-# Runs bench/load.sh with binary A, then with binary B, N times (5 by default): distinct
-# callers only, no ceiling, no start-to-ready timing, so A and B see the same host within
+# Runs bench/load.sh with binary A, then with binary B, N times (5 by default): one traffic
+# mode (distinct callers by default), no ceiling, no start-to-ready timing, so A and B see the same host within
 # seconds of each other. Prints each run's CPU per request, throughput and p99, each pair's
 # difference B - A, and the median difference. Further options go to bench/load.sh (--duration,
 # --pool, --connections, --out, ...). Builds only the examples load.sh needs; build the two
@@ -28,25 +28,30 @@ for bin in "$A" "$B"; do
 done
 
 PAIRS=5
+MODE=distinct
 OUT=target/bench-compare
 LOAD_ARGS=()
 while (($#)); do
     case "$1" in
     --pairs) PAIRS=$2; shift ;;
+    --mode) MODE=$2; shift ;;
     --out) OUT=$2; shift ;;
     *) LOAD_ARGS+=("$1") ;;
     esac
     shift
 done
 
+[[ $MODE == distinct || $MODE == twice ]] || { echo "--mode is distinct or twice" >&2; exit 2; }
+
 cargo build --release ${CI:+--locked} --example callers
 
-# run BIN: one distinct-callers run; prints "cpu_us req_per_s p99_ms".
+# run BIN: one run in $MODE; prints "cpu_us req_per_s p99_ms".
 run() {
-    bench/load.sh --no-build --no-ceiling --no-startup --mode distinct --bin "$1" --out "$OUT" \
+    bench/load.sh --no-build --no-ceiling --no-startup --mode "$MODE" --bin "$1" --out "$OUT" \
         "${LOAD_ARGS[@]}" >"$OUT.log" 2>&1 || { cat "$OUT.log" >&2; return 1; }
     # | tokenmint, RS256, distinct | requests | req/s | p50 ms | p99 ms | server CPU µs/req | ...
-    awk -F' *[|] *' '/^[|] tokenmint, .*, distinct [|]/ { print $7, $4, $6 }' "$OUT/results.md"
+    awk -F' *[|] *' -v mode="$MODE" '$2 ~ "^tokenmint, .*, " mode "$" { print $7, $4, $6 }' \
+        "$OUT/results.md"
 }
 
 mkdir -p "$(dirname "$OUT")"
