@@ -114,17 +114,14 @@ impl Authenticator {
         }
     }
 
-    /// The verified caller. Shared, because a JWT caller may come from the verified-caller cache.
-    pub async fn authenticate(
-        &self,
-        credentials: Credentials<'_>,
-    ) -> Result<Arc<Principal>, AuthError> {
+    /// The verified caller.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
         match self {
             Authenticator::Jwt(jwt) => {
                 let token = bearer_token(credentials.headers)?;
                 jwt.verify(token, credentials.now).await
             }
-            Authenticator::Gateway(gateway) => gateway.authenticate(credentials).map(Arc::new),
+            Authenticator::Gateway(gateway) => gateway.authenticate(credentials),
         }
     }
 }

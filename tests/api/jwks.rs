@@ -287,6 +287,8 @@ async fn a_caller_asking_again_is_answered_from_the_verified_cache() {
         )
         .await;
         assert_eq!(body["identity"], "alice");
+        // Voice needs `roles: ["agent"]`: a hit reads the caller's claims as a miss does.
+        assert_eq!(body["grants"], json!(["chat", "sync", "voice"]));
     }
     assert_eq!(cache_counts(&app).await, (2, 1));
     // A different token (another caller) is verified on its own.
