@@ -12,8 +12,11 @@
 # tokens, so what is left of start-up and the exit cancels out):
 #   - N token requests through the router (examples/requests.rs --config), the JSON audit
 #     record written to a sink;
-#   - N bare RSA verifications of the same tokens (--raw-verify), the reference.
-# Prints the instructions per request, per verification and their ratio, and writes the
+#   - the same with one caller's token every time, so all but the first are answered from the
+#     verified-caller cache;
+#   - N bare RSA verifications of the distinct tokens (--raw-verify), the reference.
+# Prints the instructions per request (distinct callers, then cached), per verification and
+# the ratio, and writes the
 # inclusive profile of the larger request run to DIR/callgrind-requests.txt.
 # Needs valgrind (Debian: apt-get install valgrind). DIR defaults to target/bench/callgrind; N to 1000.
 set -euo pipefail
@@ -46,6 +49,8 @@ umask 077
 OUT=$(bench/prepare-dir.sh "$OUT" "18080")
 TOKENS="$OUT/callers-RS256-$TOTAL.txt"
 "$EXAMPLES/callers" --out "$OUT" --count "$TOTAL" --alg RS256 --tokens "$TOKENS" >/dev/null
+SAME="$OUT/same-caller-$TOTAL.txt"
+awk -v n="$TOTAL" 'NR == 1 { for (i = 0; i < n; i++) print; exit }' "$TOKENS" >"$SAME"
 
 # Instructions of one run of examples/requests with these arguments, from the end of its set-up
 # (measure_from_here) to its exit.
@@ -53,13 +58,17 @@ instructions() {
     local out=$1
     shift
     valgrind --tool=callgrind --callgrind-out-file="$out" --zero-before='*measure_from_here' \
-        "$EXAMPLES/requests" --tokens "$TOKENS" "$@" >/dev/null 2>&1
+        "$EXAMPLES/requests" "$@" >/dev/null 2>&1
     awk '/^totals:/ { print $2 }' "$out"
 }
 
 declare -A PER
-for run in requests raw-verify; do
-    if [[ $run == requests ]]; then args=(--config "$OUT/tokenmint.toml"); else args=(--raw-verify "$OUT/jwks.json"); fi
+for run in requests requests-cached raw-verify; do
+    case $run in
+    requests) args=(--tokens "$TOKENS" --config "$OUT/tokenmint.toml") ;;
+    requests-cached) args=(--tokens "$SAME" --config "$OUT/tokenmint.toml") ;;
+    raw-verify) args=(--tokens "$TOKENS" --raw-verify "$OUT/jwks.json") ;;
+    esac
     echo "==> callgrind: $run, $BASE and $TOTAL tokens" >&2
     small=$(instructions "$OUT/callgrind-$run-small.out" "${args[@]}" --count "$BASE")
     large=$(instructions "$OUT/callgrind-$run.out" "${args[@]}" --count "$TOTAL")
@@ -68,6 +77,7 @@ done
 
 callgrind_annotate --inclusive=yes "$OUT/callgrind-requests.out" 2>/dev/null >"$OUT/callgrind-requests.txt" || true
 echo "instructions per token request (in process): ${PER[requests]}"
+echo "… the caller's token cached:                 ${PER[requests-cached]}"
 echo "instructions per RSA-2048 verification:      ${PER[raw-verify]}"
 awk -v a="${PER[requests]}" -v b="${PER[raw-verify]}" \
     'BEGIN { printf "token request / RSA verification:           %.2f\n", a / b }'
