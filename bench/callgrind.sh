@@ -16,8 +16,8 @@
 #     verified-caller cache;
 #   - N bare RSA verifications of the distinct tokens (--raw-verify), the reference.
 # Prints the instructions per request (distinct callers, then cached), per verification and
-# the ratio, and writes the
-# inclusive profile of the larger request run to DIR/callgrind-requests.txt.
+# the ratio, and writes the inclusive profile of the larger request run to
+# DIR/callgrind-requests.txt.
 # Needs valgrind (Debian: apt-get install valgrind). DIR defaults to target/bench/callgrind; N to 1000.
 set -euo pipefail
 

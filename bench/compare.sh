@@ -5,8 +5,8 @@
 #   bench/compare.sh A B [--pairs N] [--mode distinct|twice] [bench/load.sh options...]
 #
 # Runs bench/load.sh with binary A, then with binary B, N times (5 by default): one traffic
-# mode (distinct callers by default), no ceiling, no start-to-ready timing, so A and B see the same host within
-# seconds of each other. Prints each run's CPU per request, throughput and p99, each pair's
+# mode (distinct callers by default), no ceiling, no start-to-ready timing, so A and B see the
+# same host within seconds of each other. Prints each run's CPU per request, throughput and p99, each pair's
 # difference B - A, and the median difference. Further options go to bench/load.sh (--duration,
 # --pool, --connections, --out, ...). Builds only the examples load.sh needs; build the two
 # binaries first, e.g. `git worktree add ../base <commit>` and `cargo build --release` in each.

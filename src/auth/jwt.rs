@@ -346,9 +346,9 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 ///
 /// Only this, not the caller's claims: an entry is plain data inside the cache's own table, so
 /// remembering a token allocates nothing and forgetting it frees nothing. Keeping the parsed
-/// claims instead cost about 11 µs of CPU per request under load (BENCHMARKS.md), more than
-/// parsing them again on a hit does: each entry held some twenty allocations, freed thousands
-/// of requests later by whichever worker evicted it, long out of the CPU's caches.
+/// claims instead cost more CPU under load than parsing them again on a hit does
+/// (BENCHMARKS.md): each entry held some twenty allocations, freed thousands of requests later
+/// by whichever worker evicted it, long out of the CPU's caches.
 #[derive(Clone, Copy)]
 struct Verified {
     exp: f64,
