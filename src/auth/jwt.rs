@@ -341,22 +341,17 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
 /// How many verified caller tokens are remembered.
 pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 
-/// That a caller token's signature verified: trusted until its `exp` (plus leeway, exactly as a
-/// fresh verification would allow), and only while the key set that verified it is in force.
+/// Caller tokens whose signature verified, by the SHA-256 of the whole token, each with the
+/// [`KeySet::id`] of the set that verified it: trusted only while that set is in force. A hit
+/// skips the signature, not the claims: they are parsed and checked again, `exp` included, so
+/// an entry never outlives its token.
 ///
-/// Only this, not the caller's claims: an entry is plain data inside the cache's own table, so
+/// The id only, not the caller's claims: an entry is plain data inside the cache's own table, so
 /// remembering a token allocates nothing and forgetting it frees nothing. Keeping the parsed
 /// claims instead cost more CPU under load than parsing them again on a hit does
 /// (BENCHMARKS.md): each entry held some twenty allocations, freed thousands of requests later
 /// by whichever worker evicted it, long out of the CPU's caches.
-#[derive(Clone, Copy)]
-struct Verified {
-    exp: f64,
-    /// [`KeySet::id`] of the set that verified it.
-    keys: u64,
-}
-
-type VerifiedCache = quick_cache::sync::Cache<[u8; 32], Verified>;
+type VerifiedCache = quick_cache::sync::Cache<[u8; 32], u64>;
 
 fn verified_cache() -> VerifiedCache {
     // Caller tokens arrive once or a few times, each soon after the last. quick_cache keeps 97 %
@@ -576,20 +571,16 @@ impl JwtAuthenticator {
         let digest: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
         let keys = self.current_keys();
         if let Some(keys) = &keys
-            && let Some(hit) = self.verified.get(&digest)
-            && hit.keys == keys.id
-            && (now as f64) < hit.exp + self.settings.leeway_secs as f64
+            && self.verified.get(&digest) == Some(keys.id)
         {
             self.metrics.caller_cache(&self.name, true);
-            // The same bytes verified before, so they are a well-formed JWS; the registered
-            // claims are checked again.
+            // The same bytes verified before, so they are a well-formed JWS.
             let payload = token.split('.').nth(1).unwrap_or_default();
-            return self.principal(payload, now).map(|(principal, _)| principal);
+            return self.principal(payload, now);
         }
         self.metrics.caller_cache(&self.name, false);
-        let (principal, exp, keys) = self.verify_uncached(token, now, keys).await?;
-        self.verified
-            .insert(digest, Verified { exp, keys: keys.id });
+        let (principal, keys) = self.verify_uncached(token, now, keys).await?;
+        self.verified.insert(digest, keys.id);
         Ok(principal)
     }
 
@@ -602,13 +593,13 @@ impl JwtAuthenticator {
         }
     }
 
-    /// Full verification; also returns the token's `exp` and the key set that verified it.
+    /// Full verification; also returns the key set that verified it.
     async fn verify_uncached(
         &self,
         token: &str,
         now: u64,
         current: Option<Arc<KeySet>>,
-    ) -> Result<(Principal, f64, Arc<KeySet>), AuthError> {
+    ) -> Result<(Principal, Arc<KeySet>), AuthError> {
         let parts = split(token)?;
         if parts.header.len() > MAX_HEADER_BYTES {
             return Err(AuthError::unauthenticated("header_too_large"));
@@ -651,24 +642,22 @@ impl JwtAuthenticator {
             return Err(AuthError::unauthenticated("bad_signature"));
         }
 
-        let (principal, exp) = self.principal(parts.payload, now)?;
-        Ok((principal, exp, keys))
+        Ok((self.principal(parts.payload, now)?, keys))
     }
 
-    /// The caller in a verified token's payload, after the registered claims' checks; also
-    /// returns `exp`.
-    fn principal(&self, payload: &str, now: u64) -> Result<(Principal, f64), AuthError> {
+    /// The caller in a verified token's payload, after the registered claims' checks.
+    fn principal(&self, payload: &str, now: u64) -> Result<Principal, AuthError> {
         let claims = decode_claims(payload)?;
-        let exp = self.check_claims(&claims, now)?;
+        self.check_claims(&claims, now)?;
         let subject = match claims.get("sub") {
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
             _ => return Err(AuthError::unauthenticated("missing_sub")),
         };
-        Ok((Principal { subject, claims }, exp))
+        Ok(Principal { subject, claims })
     }
 
-    /// Checks the registered claims; returns `exp`.
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<f64, AuthError> {
+    /// Checks the registered claims.
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
         match claims.get("iss") {
             Some(Value::String(iss)) if *iss == self.settings.issuer => {}
             _ => return Err(AuthError::unauthenticated("wrong_issuer")),
@@ -697,7 +686,7 @@ impl JwtAuthenticator {
         if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
             return Err(AuthError::unauthenticated("issued_in_future"));
         }
-        Ok(exp)
+        Ok(())
     }
 }
 
