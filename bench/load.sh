@@ -10,8 +10,10 @@
 # mode, restarting the server between modes; run the same wrk command against a bare axum
 # server answering a fixed JSON (examples/ceiling.rs), then (RS256) against the same server
 # verifying each caller's RSA signature first, the floor of any token server; time spawn ->
-# /readyz 200 (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime + stime) and
-# its peak RSS from VmHWM in /proc/<pid>/status.
+# /readyz 200 (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime + stime),
+# its peak RSS from VmHWM in /proc/<pid>/status, and how often its threads were preempted (the
+# load generator shares the cores) from nonvoluntary_ctxt_switches in /proc/<pid>/task/*/status.
+# openssl's RSA verification, the reference cost, is timed before and after the runs.
 #
 # Options (defaults in brackets):
 #   --duration S       seconds of load per run [10; smoke 3]
@@ -126,11 +128,15 @@ fi
 # The sample request uses the last token, which no run reaches unless the pool ran out.
 SAMPLE_TOKEN=$(tail -n 1 "$TOKENS")
 
+# µs of one RSA-2048 verification by openssl: the reference cost, timed again after the runs so
+# that the host's drift between the two shows.
+rsa_verify_us() {
+    openssl speed -seconds 2 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ { printf "%.1f", 1e6 / $NF }'
+}
 RSA_VERIFY_US=
 if ((!SMOKE)) && command -v openssl >/dev/null; then
     say "openssl speed rsa2048 (reference cost of one RSA-2048 verification)"
-    RSA_VERIFY_US=$(openssl speed -seconds 2 rsa2048 2>/dev/null |
-        awk '/^rsa 2048 bits/ { printf "%.1f", 1e6 / $NF }')
+    RSA_VERIFY_US=$(rsa_verify_us)
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -147,6 +153,7 @@ wait_ready() { # url pid
     return 1
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+preemptions() { cat "/proc/$1"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'; }
 vm_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 stop() { # pid
     kill -TERM "$1" 2>/dev/null || true
@@ -155,7 +162,7 @@ stop() { # pid
 
 # run_wrk NAME PORT MODE: runs wrk against the server whose pid is $SERVER; sets R_* variables.
 run_wrk() {
-    local name=$1 port=$2 mode=$3 before after line strict=0 perf=
+    local name=$1 port=$2 mode=$3 before after preempted line strict=0 perf=
     ((SMOKE)) && strict=1
     if ((PERF)) && [[ $name == tokenmint-* ]]; then
         perf record -q -e cpu-clock -F 999 -g -p "$SERVER" -o "$OUT/perf-$name.data" \
@@ -163,10 +170,12 @@ run_wrk() {
         perf=$!
     fi
     before=$(cpu_ticks "$SERVER")
+    preempted=$(preemptions "$SERVER")
     line=$(TOKENS=$TOKENS THREADS=$THREADS MODE=$mode GAP=$GAP STRICT=$strict \
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --timeout 5s \
         -s bench/load.lua "http://127.0.0.1:$port" | tee "$OUT/wrk-$name.txt" | grep '^RESULT ')
     after=$(cpu_ticks "$SERVER")
+    preempted=$(($(preemptions "$SERVER") - preempted))
     if [[ -n $perf ]]; then wait "$perf" || true; fi
     RESULTS+=("$name $line")
     # shellcheck disable=SC2086 # word splitting of key=value pairs is the point
@@ -180,6 +189,7 @@ run_wrk() {
     R_ERRORS=$((connect + read + write + status + timeout + non2xx))
     R_WRAPPED=$wrapped
     R_HWM_MB=$(awk -v kb="$(vm_hwm_kb "$SERVER")" 'BEGIN { printf "%.1f", kb / 1024 }')
+    R_PREEMPT=$(awk -v p="$preempted" -v r="$requests" 'BEGIN { printf "%.2f", r ? p / r : 0 }')
 }
 
 # ratio CPU_US: CPU per request in RSA-2048 verifications (n/a without openssl's figure).
@@ -217,7 +227,7 @@ for mode in $MODES; do
     stop "$SERVER"
     minted=$(grep -c '"token_minted"' "$OUT/tokenmint-$mode.log" || true)
     [[ $mode == distinct ]] && TM_RPS=$R_RPS TM_CPU_US=$R_CPU_US
-    ROWS+=("| tokenmint, $ALG, $mode | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | $R_WRAPPED |")
+    ROWS+=("| tokenmint, $ALG, $mode | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | $R_WRAPPED | $R_PREEMPT |")
     say "$mode: $R_RPS req/s, p50 $R_P50 ms, p99 $R_P99 ms, $R_CPU_US µs CPU/req, peak RSS $R_HWM_MB MB, errors $R_ERRORS, audit records $minted"
     if ((R_ERRORS > 0 || R_REQUESTS == 0)); then
         echo "FAIL: $mode run had $R_ERRORS errors or non-2xx responses ($R_REQUESTS requests)" >&2
@@ -240,7 +250,7 @@ if ((CEILING)); then
     run_wrk ceiling "$CEILING_PORT" distinct
     stop "$SERVER"
     CEILING_RPS=$R_RPS
-    ROWS+=("| bare axum ceiling | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | n/a | $R_HWM_MB | $R_ERRORS | n/a |")
+    ROWS+=("| bare axum ceiling | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | n/a | $R_HWM_MB | $R_ERRORS | n/a | $R_PREEMPT |")
     if [[ $ALG == RS256 ]]; then
         say "floor: the ceiling plus one RSA verification of the caller's JWT, same wrk command"
         "$EXAMPLES/ceiling" --listen "127.0.0.1:$CEILING_PORT" --body-file "$OUT/response.json" \
@@ -256,7 +266,7 @@ if ((CEILING)); then
             FAILED=1
             FLOOR_CPU_US=
         fi
-        ROWS+=("| floor: ceiling + RSA verify | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | n/a |")
+        ROWS+=("| floor: ceiling + RSA verify | $R_REQUESTS | $R_RPS | $R_P50 | $R_P99 | $R_CPU_US | $(ratio "$R_CPU_US") | $R_HWM_MB | $R_ERRORS | n/a | $R_PREEMPT |")
     fi
 fi
 
@@ -268,16 +278,23 @@ if ((STARTUP_MEASURE)); then
         -- "$BIN" --config "$OUT/tokenmint.toml" serve)
 fi
 
+RSA_AFTER_US=
+if [[ -n $RSA_VERIFY_US ]]; then
+    say "openssl speed rsa2048 again"
+    RSA_AFTER_US=$(rsa_verify_us)
+fi
+
 {
     echo "## bench/load.sh results"
     echo
     echo "- commit: ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')}"
     echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "- load: wrk -t $THREADS -c $CONNECTIONS -d ${DURATION}s, POST /token, $ALG callers, pool $POOL, gap $GAP"
-    [[ -n $RSA_VERIFY_US ]] && echo "- openssl speed rsa2048: one verification = $RSA_VERIFY_US µs"
+    [[ -n $RSA_VERIFY_US ]] &&
+        echo "- openssl speed rsa2048: one verification = $RSA_VERIFY_US µs (the ratios' reference; $RSA_AFTER_US µs after the runs)"
     echo
-    echo "| run | requests | req/s | p50 ms | p99 ms | server CPU µs/req | CPU ÷ RSA verify | peak RSS MB | errors | reused tokens |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| run | requests | req/s | p50 ms | p99 ms | server CPU µs/req | CPU ÷ RSA verify | peak RSS MB | errors | reused tokens | preemptions /req |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
     echo
     if [[ -n $CEILING_RPS && -n $TM_RPS ]]; then
