@@ -10,10 +10,11 @@
 # mode, restarting the server between modes; run the same wrk command against a bare axum
 # server answering a fixed JSON (examples/ceiling.rs), then (RS256) against the same server
 # verifying each caller's RSA signature first, the floor of any token server; time spawn ->
-# /readyz 200 (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime + stime),
-# its peak RSS from VmHWM in /proc/<pid>/status, and how often its threads were preempted (the
-# load generator shares the cores) from nonvoluntary_ctxt_switches in /proc/<pid>/task/*/status.
-# openssl's RSA verification, the reference cost, is timed before and after the runs.
+# /readyz 200 (examples/startup.rs). The server's CPU time comes from /proc/<pid>/stat (utime +
+# stime), its peak RSS from VmHWM in /proc/<pid>/status, and how often its threads were
+# preempted (the load generator shares the cores) from nonvoluntary_ctxt_switches in
+# /proc/<pid>/task/*/status. openssl's RSA verification, the reference cost, is timed before
+# and after the runs.
 #
 # Options (defaults in brackets):
 #   --duration S       seconds of load per run [10; smoke 3]
@@ -153,7 +154,10 @@ wait_ready() { # url pid
     return 1
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-preemptions() { cat "/proc/$1"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'; }
+preemptions() { # pid: involuntary context switches of all its threads so far
+    cat "/proc/$1"/task/*/status 2>/dev/null |
+        awk '/^nonvoluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
 vm_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 stop() { # pid
     kill -TERM "$1" 2>/dev/null || true
