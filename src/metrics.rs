@@ -2,6 +2,7 @@
 //! server has its own. Labels carry app, grant, code, route and key names only: never an
 //! identity, a token or a secret.
 
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::policy::GrantKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppGrant {
@@ -131,15 +134,74 @@ impl Default for Metrics {
     }
 }
 
-impl Metrics {
-    pub fn minted<'a>(&self, app: &str, grants: impl IntoIterator<Item = &'a str>) {
-        for grant in grants {
-            self.tokens_minted
-                .get_or_create(&AppGrant {
-                    app: app.to_owned(),
-                    grant: grant.to_owned(),
+/// One app's `tokens_minted` counters, each looked up in its family the first time its grant is
+/// minted (so the series appears then, as with a lookup per token) and then kept: counting a
+/// token is one atomic add, with no label set built, hashed or locked for.
+#[derive(Debug)]
+pub struct MintedCounters {
+    family: Family<AppGrant, Counter>,
+    app: String,
+    by_kind: [OnceLock<Counter>; GrantKind::ALL.len()],
+}
+
+impl MintedCounters {
+    pub fn count(&self, kinds: &[GrantKind]) {
+        for &kind in kinds {
+            self.by_kind[kind as usize]
+                .get_or_init(|| {
+                    self.family.get_or_create_owned(&AppGrant {
+                        app: self.app.clone(),
+                        grant: kind.as_str().to_owned(),
+                    })
                 })
                 .inc();
+        }
+    }
+}
+
+/// One authenticator's `caller_cache` counters, kept like [`MintedCounters`].
+#[derive(Debug)]
+pub struct CacheCounters {
+    family: Family<AuthResult, Counter>,
+    auth: String,
+    hit: OnceLock<Counter>,
+    miss: OnceLock<Counter>,
+}
+
+impl CacheCounters {
+    pub fn count(&self, hit: bool) {
+        let (slot, result) = if hit {
+            (&self.hit, "hit")
+        } else {
+            (&self.miss, "miss")
+        };
+        slot.get_or_init(|| {
+            self.family.get_or_create_owned(&AuthResult {
+                auth: self.auth.clone(),
+                result: result.to_owned(),
+            })
+        })
+        .inc();
+    }
+}
+
+impl Metrics {
+    /// The counters of tokens minted by `app`, to keep for as long as its configuration.
+    pub fn minted_counters(&self, app: &str) -> MintedCounters {
+        MintedCounters {
+            family: self.tokens_minted.clone(),
+            app: app.to_owned(),
+            by_kind: Default::default(),
+        }
+    }
+
+    /// The verified-caller cache counters of the authenticator `auth`.
+    pub fn caller_cache_counters(&self, auth: &str) -> CacheCounters {
+        CacheCounters {
+            family: self.caller_cache.clone(),
+            auth: auth.to_owned(),
+            hit: OnceLock::new(),
+            miss: OnceLock::new(),
         }
     }
 
@@ -164,16 +226,6 @@ impl Metrics {
     /// `result` is `ok` or a short failure reason.
     pub fn jwks_refresh(&self, auth: &str, result: &str) {
         self.jwks_refreshes
-            .get_or_create(&AuthResult {
-                auth: auth.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    pub fn caller_cache(&self, auth: &str, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.caller_cache
             .get_or_create(&AuthResult {
                 auth: auth.to_owned(),
                 result: result.to_owned(),
@@ -219,7 +271,13 @@ mod tests {
     #[test]
     fn exposition_uses_the_documented_names_and_labels() {
         let metrics = Metrics::default();
-        metrics.minted("support", ["voice", "video"]);
+        let minted = metrics.minted_counters("support");
+        minted.count(&[GrantKind::Voice, GrantKind::Video]);
+        minted.count(&[GrantKind::Voice]);
+        let cache = metrics.caller_cache_counters("corp");
+        cache.count(false);
+        cache.count(true);
+        cache.count(true);
         metrics.denied("support", "unauthenticated");
         metrics.request("/apps/{app}/token", 200, 0.002);
         metrics.jwks_refresh("corp", "ok");
@@ -227,13 +285,34 @@ mod tests {
         metrics.set_key_ages([("main", "SK00", 86400.0)]);
         let text = metrics.encode();
         for expected in [
-            r#"tokenmint_tokens_minted_total{app="support",grant="voice"} 1"#,
+            r#"tokenmint_tokens_minted_total{app="support",grant="voice"} 2"#,
             r#"tokenmint_tokens_minted_total{app="support",grant="video"} 1"#,
+            r#"tokenmint_caller_cache_total{auth="corp",result="hit"} 2"#,
+            r#"tokenmint_caller_cache_total{auth="corp",result="miss"} 1"#,
             r#"tokenmint_token_denials_total{app="support",code="unauthenticated"} 1"#,
             r#"tokenmint_http_request_duration_seconds_count{route="/apps/{app}/token",status="200"} 1"#,
             r#"tokenmint_jwks_refresh_total{auth="corp",result="ok"} 1"#,
             r#"tokenmint_config_reloads_total{result="error"} 1"#,
             r#"tokenmint_signing_key_age_seconds{account="main",key="SK00"} 86400.0"#,
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
+        // A series appears with its first count, not before.
+        assert!(!text.contains(r#"grant="chat""#), "{text}");
+    }
+
+    #[test]
+    fn counters_kept_by_two_configurations_add_up_in_one_series() {
+        let metrics = Metrics::default();
+        // A reload builds new counters for the same app; they must count in the same series.
+        metrics.minted_counters("support").count(&[GrantKind::Chat]);
+        metrics.minted_counters("support").count(&[GrantKind::Chat]);
+        metrics.caller_cache_counters("corp").count(true);
+        metrics.caller_cache_counters("corp").count(true);
+        let text = metrics.encode();
+        for expected in [
+            r#"tokenmint_tokens_minted_total{app="support",grant="chat"} 2"#,
+            r#"tokenmint_caller_cache_total{auth="corp",result="hit"} 2"#,
         ] {
             assert!(text.contains(expected), "{expected} missing from\n{text}");
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::auth::{Authenticator, Principal};
 use crate::config::{Account, App, ServerSettings, Settings};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MintedCounters};
 use crate::policy::{Denial, GrantKind, MintRequest};
 use crate::ratelimit::RateLimits;
 use crate::twilio::{AccessToken, SignError};
@@ -20,6 +20,8 @@ pub struct Runtime {
     pub apps: BTreeMap<String, Arc<App>>,
     pub authenticators: BTreeMap<String, Authenticator>,
     pub metrics: Arc<Metrics>,
+    /// Each app's `tokens_minted` counters, by app name.
+    pub minted_counters: BTreeMap<String, MintedCounters>,
     pub limits: Arc<RateLimits>,
 }
 
@@ -61,6 +63,11 @@ impl Runtime {
             .apps
             .iter()
             .filter_map(|(name, app)| Some((name.clone(), app.rate_limit?)));
+        let minted_counters = settings
+            .apps
+            .keys()
+            .map(|name| (name.clone(), metrics.minted_counters(name)))
+            .collect();
         let limits = Arc::new(RateLimits::new(
             app_limits,
             settings.server.auth_failure_limit,
@@ -72,6 +79,7 @@ impl Runtime {
             apps: settings.apps,
             authenticators,
             metrics,
+            minted_counters,
         }
     }
 

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use super::jwks::RemoteKeys;
 use super::{AuthError, Principal};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheCounters, Metrics};
 
 /// Largest encoded JOSE header accepted, in bytes.
 const MAX_HEADER_BYTES: usize = 2048;
@@ -381,8 +381,7 @@ pub struct JwtAuthenticator {
     /// its token expires costs a hash and a parse of its claims instead of a signature
     /// verification.
     verified: VerifiedCache,
-    name: String,
-    metrics: Arc<Metrics>,
+    cache_counters: CacheCounters,
 }
 
 impl fmt::Debug for JwtAuthenticator {
@@ -550,8 +549,7 @@ impl JwtAuthenticator {
             settings,
             remote,
             verified: verified_cache(),
-            name: name.to_owned(),
-            metrics,
+            cache_counters: metrics.caller_cache_counters(name),
         }
     }
 
@@ -573,12 +571,12 @@ impl JwtAuthenticator {
         if let Some(keys) = &keys
             && self.verified.get(&digest) == Some(keys.id)
         {
-            self.metrics.caller_cache(&self.name, true);
+            self.cache_counters.count(true);
             // The same bytes verified before, so they are a well-formed JWS.
             let payload = token.split('.').nth(1).unwrap_or_default();
             return self.principal(payload, now);
         }
-        self.metrics.caller_cache(&self.name, false);
+        self.cache_counters.count(false);
         let (principal, keys) = self.verify_uncached(token, now, keys).await?;
         self.verified.insert(digest, keys.id);
         Ok(principal)

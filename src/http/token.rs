@@ -71,8 +71,9 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
     let mut response = match outcome {
         Ok((response, minted)) => {
             audit::minted(&ctx, &minted);
-            let grants = minted.kinds.iter().map(|kind| kind.as_str());
-            runtime.metrics.minted(app_name, grants);
+            if let Some(counters) = runtime.minted_counters.get(app_name) {
+                counters.count(&minted.kinds);
+            }
             response
         }
         Err(error) => {
