@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ pub struct RateLimits {
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses over their failure budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `blocked` may hold an address, written with it under its lock: with nobody
+    /// blocked, the check before every verification reads this instead of taking the lock.
+    any_blocked: AtomicBool,
     clock: DefaultClock,
 }
 
@@ -60,6 +64,7 @@ impl RateLimits {
                 .collect(),
             failures: DefaultKeyedRateLimiter::keyed(quota(failures)),
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: AtomicBool::new(false),
             clock: DefaultClock::default(),
         }
     }
@@ -76,6 +81,9 @@ impl RateLimits {
 
     /// Whether `client` used up its failure budget; `Some` holds the seconds to wait.
     pub fn blocked(&self, client: IpAddr) -> Option<u64> {
+        if !self.any_blocked.load(Ordering::Acquire) {
+            return None;
+        }
         let blocked = self.blocked.lock().ok()?;
         let until = *blocked.get(&client)?;
         let now = Instant::now();
@@ -94,6 +102,7 @@ impl RateLimits {
             }
             if blocked.len() < MAX_BLOCKED {
                 blocked.insert(client, now + wait);
+                self.any_blocked.store(true, Ordering::Release);
             }
         }
         Some(retry_after(wait))
@@ -111,6 +120,8 @@ impl RateLimits {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
             blocked.shrink_to_fit();
+            self.any_blocked
+                .store(!blocked.is_empty(), Ordering::Release);
         }
     }
 
@@ -171,6 +182,28 @@ mod tests {
         assert!(limits.record_failure(attacker).is_some());
         assert!(limits.blocked(attacker).is_some());
         assert_eq!(limits.blocked(bystander), None);
+    }
+
+    #[test]
+    fn an_address_is_blocked_again_after_a_sweep_cleared_every_block() {
+        let limits = RateLimits::new(
+            [],
+            RateLimit {
+                count: 1,
+                per: Duration::from_millis(100),
+            },
+        );
+        let client: IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(limits.record_failure(client), None);
+        assert!(limits.record_failure(client).is_some());
+        assert!(limits.any_blocked.load(Ordering::Acquire));
+        std::thread::sleep(Duration::from_millis(150));
+        limits.sweep();
+        assert!(!limits.any_blocked.load(Ordering::Acquire));
+        assert_eq!(limits.blocked(client), None);
+        assert_eq!(limits.record_failure(client), None);
+        assert!(limits.record_failure(client).is_some());
+        assert!(limits.blocked(client).is_some());
     }
 
     #[test]
