@@ -40,7 +40,9 @@ pub struct RateLimits {
     /// Addresses over their failure budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// Whether `blocked` may hold an address, written with it under its lock: with nobody
-    /// blocked, the check before every verification reads this instead of taking the lock.
+    /// blocked, the check before every verification reads this instead of taking the lock. A
+    /// request racing the first block may miss it and be verified; its failure is then refused
+    /// by the bucket, as any beyond [`MAX_BLOCKED`] is.
     any_blocked: AtomicBool,
     clock: DefaultClock,
 }
