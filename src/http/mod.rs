@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod observe;
 mod ops;
 mod token;
 mod webhook;
@@ -14,7 +15,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Method, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
+use observe::ObserveLayer;
 
 use crate::config::App;
 use crate::metrics::Metrics;
@@ -172,24 +173,6 @@ async fn method_not_allowed() -> ApiError {
 /// histogram by route (timed-out requests included) and a panic guard that answers 500 and keeps
 /// the process serving.
 pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) -> Router {
-    let observe = axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let metrics = metrics.clone();
-            async move {
-                let route = request.extensions().get::<MatchedPath>().cloned();
-                let started = std::time::Instant::now();
-                let response = match tokio::time::timeout(request_timeout, next.run(request)).await
-                {
-                    Ok(response) => response,
-                    Err(_) => ApiError::timed_out().into_response(),
-                };
-                let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-                let elapsed = started.elapsed().as_secs_f64();
-                metrics.request(route, response.status().as_u16(), elapsed);
-                response
-            }
-        },
-    );
     let panic_guard = CatchPanicLayer::custom(|_panic| {
         tracing::error!("request handler panicked");
         ApiError::internal("panic").into_response()
@@ -199,7 +182,7 @@ pub fn finish(router: Router, request_timeout: Duration, metrics: Arc<Metrics>) 
     router.fallback(|| async { ApiError::not_found() }).layer(
         tower::ServiceBuilder::new()
             .layer(panic_guard)
-            .layer(observe),
+            .layer(ObserveLayer::new(request_timeout, metrics)),
     )
 }
 
