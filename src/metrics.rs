@@ -134,6 +134,18 @@ impl Default for Metrics {
     }
 }
 
+/// The counter in `slot`, looked up in `family` under `labels()` the first time.
+fn kept<'a, S>(
+    slot: &'a OnceLock<Counter>,
+    family: &Family<S, Counter>,
+    labels: impl FnOnce() -> S,
+) -> &'a Counter
+where
+    S: Clone + std::hash::Hash + Eq,
+{
+    slot.get_or_init(|| family.get_or_create_owned(&labels()))
+}
+
 /// One app's `tokens_minted` counters, each looked up in its family the first time its grant is
 /// minted (so the series appears then, as with a lookup per token) and then kept: counting a
 /// token is one atomic add, with no label set built, hashed or locked for.
@@ -147,14 +159,11 @@ pub struct MintedCounters {
 impl MintedCounters {
     pub fn count(&self, kinds: &[GrantKind]) {
         for &kind in kinds {
-            self.by_kind[kind as usize]
-                .get_or_init(|| {
-                    self.family.get_or_create_owned(&AppGrant {
-                        app: self.app.clone(),
-                        grant: kind.as_str().to_owned(),
-                    })
-                })
-                .inc();
+            kept(&self.by_kind[kind as usize], &self.family, || AppGrant {
+                app: self.app.clone(),
+                grant: kind.as_str().to_owned(),
+            })
+            .inc();
         }
     }
 }
@@ -175,11 +184,9 @@ impl CacheCounters {
         } else {
             (&self.miss, "miss")
         };
-        slot.get_or_init(|| {
-            self.family.get_or_create_owned(&AuthResult {
-                auth: self.auth.clone(),
-                result: result.to_owned(),
-            })
+        kept(slot, &self.family, || AuthResult {
+            auth: self.auth.clone(),
+            result: result.to_owned(),
         })
         .inc();
     }
