@@ -6,10 +6,11 @@
 #
 # Runs bench/load.sh with binary A, then with binary B, N times (5 by default): one traffic
 # mode (distinct callers by default), no ceiling, no start-to-ready timing, so A and B see the
-# same host within seconds of each other. Prints each run's CPU per request, throughput and p99, each pair's
-# difference B - A, and the median difference. Further options go to bench/load.sh (--duration,
-# --pool, --connections, --out, ...). Builds only the examples load.sh needs; build the two
-# binaries first, e.g. `git worktree add ../base <commit>` and `cargo build --release` in each.
+# same host within seconds of each other. Prints each run's CPU per request, throughput and
+# p99, each pair's difference B - A, and the median difference. Further options go to
+# bench/load.sh (--duration, --pool, --connections, --out, ...). Builds only the examples
+# load.sh needs; build the two binaries first, e.g. `git worktree add ../base <commit>` and
+# `cargo build --release` in each.
 # Exits 1 when a run had an error or non-2xx response, as bench/load.sh does.
 set -euo pipefail
 
