@@ -13,7 +13,7 @@
 #   3. llvm-profdata merges the counts into target/pgo/tokenmint.profdata;
 #   4. the release build again with -Cprofile-use, in target/pgo.
 # The flags go to the target only (cargo --target), so build scripts and proc macros are built
-# as usual. The binary is as fast as the training is typical: code the training never ran (other
+# as usual; RUSTFLAGS already set in the environment are kept in both builds. The binary is as fast as the training is typical: code the training never ran (other
 # grants, gateway callers, error answers) is laid out as cold code, still correct, a little
 # slower. The profile fits this source only: run the script again after a change.
 #
@@ -59,7 +59,7 @@ rm -rf "$RAW"
 mkdir -p "$RAW"
 
 say "instrumented release build (target/pgo-generate)"
-CARGO_TARGET_DIR=target/pgo-generate RUSTFLAGS="-Cprofile-generate=$RAW" \
+CARGO_TARGET_DIR=target/pgo-generate RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-Cprofile-generate=$RAW" \
     cargo build --release ${CI:+--locked} --target "$HOST" --bin tokenmint
 
 say "training: bench/load.sh with the instrumented binary"
@@ -71,7 +71,7 @@ say "merging $(find "$RAW" -name '*.profraw' | wc -l) profiles into $PROFILE"
 "$PROFDATA" merge -o "$PROFILE" "$RAW"
 
 say "release build with the profile (target/pgo)"
-CARGO_TARGET_DIR=target/pgo RUSTFLAGS="-Cprofile-use=$PROFILE" \
+CARGO_TARGET_DIR=target/pgo RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-Cprofile-use=$PROFILE" \
     cargo build --release ${CI:+--locked} --target "$HOST" --bin tokenmint
 BIN="target/pgo/$HOST/release/tokenmint"
 
