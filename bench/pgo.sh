@@ -13,9 +13,10 @@
 #   3. llvm-profdata merges the counts into target/pgo/tokenmint.profdata;
 #   4. the release build again with -Cprofile-use, in target/pgo.
 # The flags go to the target only (cargo --target), so build scripts and proc macros are built
-# as usual; RUSTFLAGS already set in the environment are kept in both builds. The binary is as fast as the training is typical: code the training never ran (other
-# grants, gateway callers, error answers) is laid out as cold code, still correct, a little
-# slower. The profile fits this source only: run the script again after a change.
+# as usual; RUSTFLAGS already set in the environment are kept in both builds. The binary is as
+# fast as the training is typical: code the training never ran (other grants, gateway callers,
+# error answers) is laid out as cold code, still correct, a little slower. The profile fits
+# this source only: run the script again after a change.
 #
 # Options (defaults in brackets):
 #   --smoke            3 s of training per traffic mode (bench/load.sh --smoke), then a smoke
