@@ -3,7 +3,7 @@
 # inlined by what the token path actually runs. BENCHMARKS.md has what it gains under load.
 #
 #   bench/pgo.sh                  train, then build target/pgo/<host>/release/tokenmint
-#   bench/pgo.sh --smoke          a short training run, then bench/load.sh --smoke on the result (CI)
+#   bench/pgo.sh --smoke          short training, then bench/load.sh --smoke on the result (CI)
 #
 # Steps:
 #   1. an instrumented release build (-Cprofile-generate) in target/pgo-generate;
