@@ -2,7 +2,7 @@
 # Builds tokenmint with profile-guided optimisation (PGO): the release build again, laid out and
 # inlined by what the token path actually runs. BENCHMARKS.md has what it gains under load.
 #
-#   bench/pgo.sh                  train, then build target/pgo/<host>/release/tokenmint
+#   bench/pgo.sh                  train, then build target/pgo/tokenmint
 #   bench/pgo.sh --smoke          short training, then bench/load.sh --smoke on the result (CI)
 #
 # Steps:
@@ -11,7 +11,7 @@
 #      callers, every caller distinct, then each caller asking twice); each server process
 #      writes its counts when it exits;
 #   3. llvm-profdata merges the counts into target/pgo/tokenmint.profdata;
-#   4. the release build again with -Cprofile-use, in target/pgo.
+#   4. the release build again with -Cprofile-use, in target/pgo, copied to target/pgo/tokenmint.
 # The flags go to the target only (cargo --target), so build scripts and proc macros are built
 # as usual; RUSTFLAGS already set in the environment are kept in both builds. The binary is as
 # fast as the training is typical: code the training never ran (other grants, gateway callers,
@@ -74,7 +74,8 @@ say "merging $(find "$RAW" -name '*.profraw' | wc -l) profiles into $PROFILE"
 say "release build with the profile (target/pgo)"
 CARGO_TARGET_DIR=target/pgo RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-Cprofile-use=$PROFILE" \
     cargo build --release ${CI:+--locked} --target "$HOST" --bin tokenmint
-BIN="target/pgo/$HOST/release/tokenmint"
+BIN=target/pgo/tokenmint
+cp "target/pgo/$HOST/release/tokenmint" "$BIN"
 
 if ((SMOKE)); then
     say "smoke run of the profile-guided binary"
