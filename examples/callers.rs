@@ -1,5 +1,6 @@
 //! Makes the callers of a load benchmark: a JWKS file with the public keys of the test identity
-//! provider (tests/fixtures) and a file of caller JWTs, one per line, each for its own subject.
+//! provider (tests/fixtures, or keys made for this run with `--new-keys`) and a file of caller
+//! JWTs, one per line, each for its own subject.
 //!
 //! ```sh
 //! cargo run --release --example callers -- --out target/bench --count 200000 --alg RS256
@@ -16,14 +17,13 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Parser;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
 /// The caller tokens' issuer; `bench/tokenmint.toml` expects it.
@@ -49,6 +49,10 @@ struct Args {
     /// The token file; default `<out>/callers-<alg>-<count>.txt`.
     #[arg(long)]
     tokens: Option<PathBuf>,
+    /// Sign with an RSA-2048 and a P-256 key made for this run instead of the fixtures' (for a
+    /// build context without tests/, such as the Dockerfile's profile-guided build).
+    #[arg(long)]
+    new_keys: bool,
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -66,13 +70,25 @@ fn pem_der(pem: &[u8]) -> Vec<u8> {
     STANDARD.decode(body).expect("PEM body is base64")
 }
 
-/// The public JWK of a fixture key, with `kid` and `use: sig`.
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> serde_json::Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).expect("a JWK"))
-        .expect("JWK serialises");
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk
+/// The public JWK of an RSA key, with `kid`, `alg` and `use: sig`.
+fn rsa_jwk(pair: &RsaKeyPair, kid: &str) -> serde_json::Value {
+    let public = pair.public_key();
+    json!({
+        "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    })
+}
+
+/// The public JWK of a P-256 key, with `kid`, `alg` and `use: sig`.
+fn ec_jwk(pair: &EcdsaKeyPair, kid: &str) -> serde_json::Value {
+    // The uncompressed point: 0x04, then x and y, 32 bytes each.
+    let point = pair.public_key().as_ref();
+    json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    })
 }
 
 enum Key {
@@ -100,34 +116,34 @@ impl Key {
 
 fn main() {
     let args = Args::parse();
+    let (rsa, ec) = if args.new_keys {
+        (
+            RsaKeyPair::generate(KeySize::Rsa2048).expect("an RSA key"),
+            EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("a P-256 key"),
+        )
+    } else {
+        (
+            RsaKeyPair::from_pkcs8(&pem_der(&fixture("rsa_a.pem"))).expect("RSA key"),
+            EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &pem_der(&fixture("ec_a.pem")),
+            )
+            .expect("EC key"),
+        )
+    };
+    std::fs::create_dir_all(&args.out).expect("create the output directory");
+    let jwks = json!({"keys": [rsa_jwk(&rsa, "rsa-a"), ec_jwk(&ec, "ec-a")]});
+    let jwks_path = args.out.join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).expect("write jwks.json");
+
     let (key, kid) = match args.alg.as_str() {
-        "RS256" => (
-            Key::Rsa(RsaKeyPair::from_pkcs8(&pem_der(&fixture("rsa_a.pem"))).expect("RSA key")),
-            "rsa-a",
-        ),
-        "ES256" => (
-            Key::Ec(
-                EcdsaKeyPair::from_pkcs8(
-                    &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &pem_der(&fixture("ec_a.pem")),
-                )
-                .expect("EC key"),
-            ),
-            "ec-a",
-        ),
+        "RS256" => (Key::Rsa(rsa), "rsa-a"),
+        "ES256" => (Key::Ec(ec), "ec-a"),
         other => {
             eprintln!("error: --alg must be RS256 or ES256, not {other:?}");
             std::process::exit(2);
         }
     };
-    std::fs::create_dir_all(&args.out).expect("create the output directory");
-
-    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("RSA key");
-    let ec = EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("EC key");
-    let jwks =
-        json!({"keys": [jwk(&rsa, Algorithm::RS256, "rsa-a"), jwk(&ec, Algorithm::ES256, "ec-a")]});
-    let jwks_path = args.out.join("jwks.json");
-    std::fs::write(&jwks_path, jwks.to_string()).expect("write jwks.json");
 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
