@@ -22,7 +22,7 @@
 #   --threads N        wrk threads [2]
 #   --mode M           distinct, twice or both [both]
 #   --alg A            RS256 or ES256 callers [RS256]
-#   --pool N           caller tokens in the pool [400000; smoke 4000]
+#   --pool N           caller tokens in the pool [600000; smoke 4000]
 #   --gap N            twice mode: requests of one wrk thread between a caller's two asks [512]
 #   --startup-runs N   start-to-ready samples [20; smoke 3]
 #   --out DIR          work and result files [target/bench]
@@ -85,7 +85,7 @@ if ((SMOKE)); then
     : "${DURATION:=3}" "${CONNECTIONS:=16}" "${POOL:=4000}" "${STARTUP_RUNS:=3}"
     CEILING=0
 else
-    : "${DURATION:=10}" "${CONNECTIONS:=64}" "${POOL:=400000}" "${STARTUP_RUNS:=20}"
+    : "${DURATION:=10}" "${CONNECTIONS:=64}" "${POOL:=600000}" "${STARTUP_RUNS:=20}"
 fi
 case "$MODES" in
 both) MODES="distinct twice" ;;
