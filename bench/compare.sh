@@ -49,13 +49,15 @@ cargo build --release ${CI:+--locked} --example callers
 # run BIN: one run in $MODE; prints "cpu_us req_per_s p99_ms".
 run() {
     bench/load.sh --no-build --no-ceiling --no-startup --mode "$MODE" --bin "$1" --out "$OUT" \
-        "${LOAD_ARGS[@]}" >"$OUT.log" 2>&1 || { cat "$OUT.log" >&2; return 1; }
+        "${LOAD_ARGS[@]}" >"$LOG" 2>&1 || { cat "$LOG" >&2; return 1; }
     # | tokenmint, RS256, distinct | requests | req/s | p50 ms | p99 ms | server CPU µs/req | ...
     awk -F' *[|] *' -v mode="$MODE" '$2 ~ "^tokenmint, .*, " mode "$" { print $7, $4, $6 }' \
         "$OUT/results.md"
 }
 
-mkdir -p "$(dirname "$OUT")"
+mkdir -p "$OUT"
+# Inside OUT, so that no file beside it (a log the caller keeps as OUT.log, say) is overwritten.
+LOG=$OUT/run.log
 DIFFS=()
 echo "A: $A"
 echo "B: $B"
