@@ -216,6 +216,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The environment variable Tokio reads for its number of worker threads (one per available CPU
+/// when it is not set).
+const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
+/// Tokio panics when the variable is not a whole number above 0; checked first, so that a typo
+/// ends start-up like any other configuration error.
+fn check_worker_threads(value: Option<std::ffi::OsString>) -> Result<(), String> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    match value.to_str().map(str::parse::<usize>) {
+        Some(Ok(count)) if count > 0 => Ok(()),
+        _ => Err(format!(
+            "error: {WORKER_THREADS_ENV} must be a whole number above 0, not {value:?}"
+        )),
+    }
+}
+
 fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitCode {
     match config::load(source) {
         Ok(settings) => run(settings),
@@ -227,6 +245,10 @@ fn with_config(source: &Source, run: impl FnOnce(Settings) -> ExitCode) -> ExitC
 }
 
 fn serve(settings: Settings, source: Source) -> ExitCode {
+    if let Err(message) = check_worker_threads(std::env::var_os(WORKER_THREADS_ENV)) {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let stdout = telemetry::stdout();
     stdout.start_flushing();
     telemetry::init(telemetry::subscriber(
@@ -483,6 +505,24 @@ fn decode(token: &str, secret_env: Option<&str>) -> ExitCode {
         None => {
             println!("expiry: MISSING exp");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_must_be_a_whole_number_above_0_when_set() {
+        assert_eq!(check_worker_threads(None), Ok(()));
+        for good in ["1", "3", "64"] {
+            assert_eq!(check_worker_threads(Some(good.into())), Ok(()), "{good}");
+        }
+        for bad in ["0", "", "four", " 2", "-1", "2.5"] {
+            let error = check_worker_threads(Some(bad.into())).unwrap_err();
+            assert!(error.contains("TOKIO_WORKER_THREADS"), "{error}");
+            assert!(error.contains(&format!("{bad:?}")), "{error}");
         }
     }
 }

@@ -148,6 +148,21 @@ fn a_missing_secret_file_stops_start_up_with_status_2_naming_the_path() {
 }
 
 #[test]
+fn a_bad_worker_thread_count_stops_start_up_with_status_2_not_a_panic() {
+    let file = config_file("");
+    for bad in ["0", "four"] {
+        let output = tokenmint(&["serve", "--config", path_of(&file)])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("TOKIO_WORKER_THREADS must be a whole number above 0"));
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn the_config_can_come_from_tokenmint_config() {
     let file = config_file("");
     let output = tokenmint(&["check-config"])
