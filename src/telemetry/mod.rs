@@ -1,7 +1,7 @@
 //! Logging set-up. Building a subscriber is separate from installing it, so tests and the
 //! offline commands can choose where logs go.
 
-mod json;
+pub(crate) mod json;
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
