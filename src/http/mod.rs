@@ -204,25 +204,25 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// open connections to finish their in-flight requests (idle keep-alive connections are closed).
 ///
 /// Unlike `axum::serve`, a client must send its whole request head within
-/// `header_read_timeout`, so connections that drip headers (slowloris) are closed.
+/// `header_read_timeout`, so connections that drip headers (slowloris) or send nothing are
+/// closed. HTTP/1.1 only: hyper has no such timer for HTTP/2, nor for the bytes it reads to
+/// tell the two apart, so offering h2c would let a client hold a connection open for ever.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto;
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use tower::ServiceExt;
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -247,10 +247,7 @@ pub async fn serve(
                 router.clone().oneshot(request.map(axum::body::Body::new))
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");

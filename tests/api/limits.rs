@@ -55,6 +55,48 @@ async fn a_client_dripping_its_headers_is_disconnected_at_the_header_read_timeou
     expect(app.get("/healthz", None).await, 200).await;
 }
 
+/// Whether the server hangs up on `stream` within `limit`, reading (and dropping) whatever it
+/// answers first.
+async fn hung_up_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(limit, async {
+        while matches!(stream.read(&mut buf).await, Ok(1..)) {}
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn connections_that_send_no_http1_request_are_closed_too() {
+    let (toml, file) = standard_config(Keys::File);
+    let app = spawn_with(
+        &toml.replace(
+            "max_body_bytes = 4096",
+            "max_body_bytes = 4096\nheader_read_timeout = \"1s\"",
+        ),
+        file,
+    )
+    .await;
+    // Nothing at all; the start of an HTTP/2 preface, as a client dripping it would send it;
+    // the whole preface (h2c with prior knowledge, which is not served); one request, then an
+    // idle keep-alive connection.
+    for first in [
+        &b""[..],
+        b"PRI * HTTP/2.0\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        assert!(
+            hung_up_within(&mut stream, Duration::from_secs(5)).await,
+            "a connection that sent {:?} was still open after 5 s",
+            String::from_utf8_lossy(first)
+        );
+    }
+    expect(app.get("/healthz", None).await, 200).await;
+}
+
 #[tokio::test]
 async fn a_request_slower_than_the_request_timeout_gets_a_problem_response() {
     let server = JwksServer::start(JwksMode::Slow(Duration::from_secs(30), jwks_a())).await;
