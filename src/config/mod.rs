@@ -236,13 +236,13 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .add_source(base)
         .add_source(environment)
         .build()
-        .map_err(|e| ConfigError::single("(file)", e.to_string()))?;
+        .map_err(|e| secret_free(e, &text))?;
 
     let mut unknown = Vec::new();
     let raw: raw::RawConfig = serde_ignored::deserialize(layered, |path| {
         unknown.push(path.to_string());
     })
-    .map_err(|e| ConfigError::single("(file)", e.to_string()))?;
+    .map_err(|e| secret_free(e, &text))?;
 
     let mut problems: Vec<Problem> = unknown
         .into_iter()
@@ -256,6 +256,66 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         Ok(settings)
     } else {
         Err(ConfigError { problems })
+    }
+}
+
+/// The `config` crate's error without what it quotes: a type error quotes the value it found
+/// (an Auth Token written as a string where a list belongs), a TOML syntax error the line it is
+/// on. Either may be a secret, so the problem names the key, or the line and column, instead.
+fn secret_free(error: config::ConfigError, text: &str) -> ConfigError {
+    use config::ConfigError as E;
+    match error {
+        E::Type { key, expected, .. } => ConfigError::single(
+            &key.map_or_else(|| "(file)".into(), |key| dotted(&key)),
+            format!("{NOT_SHOWN}: expected {expected}"),
+        ),
+        E::At {
+            error,
+            key: Some(key),
+            ..
+        } => ConfigError::single(&dotted(&key), without_value(&error.to_string())),
+        E::FileParse { cause, .. } => {
+            let Some(syntax) = cause.downcast_ref::<toml::de::Error>() else {
+                return ConfigError::single("(file)", "not valid TOML");
+            };
+            let at = syntax.span().map_or(0, |span| span.start.min(text.len()));
+            let before = &text.as_bytes()[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |nl| nl + 1);
+            let column = at - line_start + 1;
+            ConfigError::single(
+                &format!("(file) line {line}, column {column}"),
+                format!("not valid TOML: {}", syntax.message()),
+            )
+        }
+        other => ConfigError::single("(file)", without_value(&other.to_string())),
+    }
+}
+
+/// `config` writes a key after a list index without its dot (`signing_keys[0]secret`).
+fn dotted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    for (at, c) in key.char_indices() {
+        if key[..at].ends_with(']') && c != '[' && c != '.' {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const NOT_SHOWN: &str = "wrong type or value (not shown)";
+
+/// serde's "invalid type: string \"…\", expected a sequence" (or "invalid value", "unknown
+/// variant") as what was expected only. What is expected comes from tokenmint's own types and
+/// never contains ", expected ", so the last one ends the quoted value.
+fn without_value(message: &str) -> String {
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("{NOT_SHOWN}: expected {expected}"),
+        None => message.to_owned(),
     }
 }
 

@@ -318,6 +318,68 @@ fn errors_and_debug_output_never_contain_secret_values() {
 }
 
 #[test]
+fn type_and_syntax_errors_say_where_not_what() {
+    let text = |error: ConfigError| format!("{error}\n{error:?}");
+    let wrong_type = [
+        // An Auth Token written as a string where the list belongs, and a secret in a list.
+        (
+            VALID.replace(
+                "[accounts.main]",
+                &format!("[accounts.main]\nauth_tokens = \"{SECRET}\""),
+            ),
+            "accounts.main.auth_tokens",
+            "expected a sequence",
+        ),
+        (
+            VALID.replace(
+                "secret = \"env:SECRET\"",
+                &format!("secret = [\"{SECRET}\"]"),
+            ),
+            "accounts.main.signing_keys[0].secret",
+            "expected a string",
+        ),
+    ];
+    for (toml, path, expected) in wrong_type {
+        let error = load_text(&toml).unwrap_err();
+        assert_problem(&error.problems, path, expected);
+        assert!(!text(error).contains(SECRET), "{path}: the value was shown");
+    }
+
+    // The same from the environment.
+    let Env::Fixed(mut vars) = env() else {
+        unreachable!()
+    };
+    vars.insert(
+        "TOKENMINT__ACCOUNTS__MAIN__AUTH_TOKENS".into(),
+        SECRET.into(),
+    );
+    let error = load(&Source::text(VALID).with_env(Env::Fixed(vars))).unwrap_err();
+    assert_problem(
+        &error.problems,
+        "accounts.main.auth_tokens",
+        "expected a sequence",
+    );
+    assert!(!text(error).contains(SECRET));
+
+    // A line the TOML parser cannot read (here the 13th) is not quoted.
+    let broken = VALID.replace(
+        "secret = \"env:SECRET\"",
+        &format!("secret = \"{SECRET}\" x"),
+    );
+    let error = load_text(&broken).unwrap_err();
+    let problem = &error.problems[0];
+    assert!(
+        problem.path.starts_with("(file) line 13, column "),
+        "{problem:?}"
+    );
+    assert!(
+        problem.message.starts_with("not valid TOML: "),
+        "{problem:?}"
+    );
+    assert!(!text(error).contains(SECRET), "the line was quoted");
+}
+
+#[test]
 fn file_references_are_read_once_at_load() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "{SECRET}").unwrap();
