@@ -466,9 +466,17 @@ fn decode(token: &str, secret_env: Option<&str>) -> ExitCode {
         println!("signature: not checked (pass --secret-env NAME to verify)");
         return ExitCode::SUCCESS;
     };
-    let Ok(secret) = std::env::var(name) else {
-        eprintln!("error: environment variable {name} is not set");
-        return ExitCode::FAILURE;
+    let secret = match std::env::var(name) {
+        Ok(secret) if !secret.is_empty() => secret,
+        // An empty HMAC key verifies whatever was signed with an empty key.
+        Ok(_) => {
+            eprintln!("error: environment variable {name} is empty");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            eprintln!("error: environment variable {name} is not set");
+            return ExitCode::FAILURE;
+        }
     };
     let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
     let signed = &token.trim()[..parts[0].len() + 1 + parts[1].len()];

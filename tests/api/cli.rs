@@ -231,6 +231,24 @@ fn mint_and_decode_round_trip_offline() {
 }
 
 #[test]
+fn decode_refuses_to_check_a_signature_with_an_empty_secret() {
+    let header = jsonwebtoken::Header::new(Algorithm::HS256);
+    let key = EncodingKey::from_secret(b"");
+    let token = jsonwebtoken::encode(&header, &json!({"sub": "mallory"}), &key).unwrap();
+    let decoded = tokenmint(&["decode", &token, "--secret-env", "EMPTY"])
+        .env("EMPTY", "")
+        .output()
+        .unwrap();
+    assert_eq!(decoded.status.code(), Some(1));
+    assert!(!text(&decoded.stdout).contains("signature: valid"));
+    assert!(
+        text(&decoded.stderr).contains("EMPTY is empty"),
+        "{}",
+        text(&decoded.stderr)
+    );
+}
+
+#[test]
 fn mint_goes_through_the_same_policy() {
     let file = config_file("");
     let output = tokenmint(&[
