@@ -4,9 +4,9 @@
 //! loaded; `jsonwebtoken` supplies the JWK and algorithm types. Everything around the arithmetic
 //! is decided here, because a JWT library's defaults are too lenient for a token server
 //! (RFC 8725): the header is parsed by us (the algorithm must be on the authenticator's
-//! allow-list, `crit` is refused, `jku`/`x5u`/`jwk`/`x5c` are never followed), the key comes only
-//! from the configured key set and must suit the algorithm, and `iss`, `aud`, `exp`, `sub` are
-//! required, with `nbf`/`iat` checked against the leeway.
+//! allow-list, `crit` is refused, `typ` must say JWT or access token, `jku`/`x5u`/`jwk`/`x5c` are
+//! never followed), the key comes only from the configured key set and must suit the algorithm,
+//! and `iss`, `aud`, `exp`, `sub` are required, with `nbf`/`iat` checked against the leeway.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -445,6 +445,7 @@ fn decode_claims(payload: &str) -> Result<Map<String, Value>, AuthError> {
 struct Header<'a> {
     alg: Option<Member<'a>>,
     kid: Option<Member<'a>>,
+    typ: Option<Member<'a>>,
     /// Whether `crit` is present, whatever its value.
     crit: bool,
 }
@@ -478,6 +479,7 @@ impl<'de> Deserialize<'de> for Header<'de> {
                 let mut header = Header {
                     alg: None,
                     kid: None,
+                    typ: None,
                     crit: false,
                 };
                 // A repeated member counts with its last value, as with any JSON object here.
@@ -485,6 +487,7 @@ impl<'de> Deserialize<'de> for Header<'de> {
                     match name.text() {
                         Some("alg") => header.alg = Some(map.next_value()?),
                         Some("kid") => header.kid = Some(map.next_value()?),
+                        Some("typ") => header.typ = Some(map.next_value()?),
                         Some("crit") => {
                             map.next_value::<IgnoredAny>()?;
                             header.crit = true;
@@ -499,6 +502,18 @@ impl<'de> Deserialize<'de> for Header<'de> {
         }
         deserializer.deserialize_map(Object)
     }
+}
+
+/// `typ` values a caller's token may carry: a JWT, or an OAuth access token (RFC 9068), with or
+/// without the `application/` prefix, in any case (RFC 7515 §4.1.9).
+fn is_caller_typ(typ: &str) -> bool {
+    let media_type = match typ.split_at_checked(12) {
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+        _ => typ,
+    };
+    ["JWT", "at+jwt"]
+        .iter()
+        .any(|accepted| media_type.eq_ignore_ascii_case(accepted))
 }
 
 /// A NumericDate claim: `Ok(None)` when absent, an error when present but not a non-negative
@@ -619,6 +634,15 @@ impl JwtAuthenticator {
         // No extension is understood, so any critical one must be refused (RFC 7515 §4.1.11).
         if header.crit {
             return Err(AuthError::unauthenticated("unsupported_crit"));
+        }
+        // Explicit typing (RFC 8725 §3.11): a token the issuer typed as something else, such as
+        // a logout token or a security event, is not a caller's credential.
+        if header
+            .typ
+            .as_ref()
+            .is_some_and(|typ| !typ.text().is_some_and(is_caller_typ))
+        {
+            return Err(AuthError::unauthenticated("unexpected_typ"));
         }
         let kid = match &header.kid {
             None => None,

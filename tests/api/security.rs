@@ -959,6 +959,42 @@ async fn an_unknown_crit_entry_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Beside row 11: `typ`, which jsonwebtoken never checks (SECURITY.md): a JWT or an access token
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_typed_as_something_other_than_a_jwt_or_access_token_is_refused() {
+    let app = spawn_app().await;
+    for typ in [
+        json!("logout+jwt"),
+        json!("secevent+jwt"),
+        json!("dpop+jwt"),
+        json!("application/logout+jwt"),
+        json!(""),
+        json!(null),
+        json!(["JWT"]),
+    ] {
+        let header = json!({"alg": "RS256", "kid": "rsa-a", "typ": typ});
+        let token = sign_raw(&header, &claims("alice"), &rsa_a(), Algorithm::RS256);
+        refuses(&app, &token, &header.to_string()).await;
+    }
+    for typ in [
+        "JWT",
+        "jwt",
+        "at+jwt",
+        "application/at+jwt",
+        "Application/JWT",
+    ] {
+        let header = json!({"alg": "RS256", "kid": "rsa-a", "typ": typ});
+        let token = sign_raw(&header, &claims("alice"), &rsa_a(), Algorithm::RS256);
+        accepts(&app, &token, &header.to_string()).await;
+    }
+    let untyped = json!({"alg": "RS256", "kid": "rsa-a"});
+    let token = sign_raw(&untyped, &claims("alice"), &rsa_a(), Algorithm::RS256);
+    accepts(&app, &token, "no typ").await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Row 12: exp
 // ---------------------------------------------------------------------------------------------
 
