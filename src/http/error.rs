@@ -124,13 +124,10 @@ impl ApiError {
                 )
                 .with_reason(reason);
                 if bearer {
-                    // RFC 6750 §3.1: no error code when no bearer credential was sent at all.
-                    let sent = !matches!(reason, "missing_authorization" | "not_bearer");
-                    e.www_authenticate = Some(if !sent {
-                        "Bearer"
-                    } else {
-                        "Bearer error=\"invalid_token\""
-                    });
+                    // One challenge for every 401, a missing credential included (where RFC 6750
+                    // §3.1 advises leaving the error code out): it alone tells a client that it
+                    // needs a new token from its identity provider.
+                    e.www_authenticate = Some("Bearer error=\"invalid_token\"");
                 }
                 e
             }

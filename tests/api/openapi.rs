@@ -303,7 +303,10 @@ async fn a_problem_response_has_exactly_the_documented_properties_and_headers() 
             "documented header {header} is missing"
         );
     }
-    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
     let body = expect_problem(response, 401, "unauthenticated").await;
     let properties: BTreeSet<String> = body.as_object().unwrap().keys().cloned().collect();
     assert_eq!(
