@@ -4,6 +4,7 @@
 //! audit record.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use crate::auth::{Authenticator, Principal};
@@ -25,8 +26,8 @@ pub struct Runtime {
     pub limits: Arc<RateLimits>,
 }
 
-/// A minted token and what the audit log and the response say about it.
-#[derive(Debug)]
+/// A minted token and what the audit log and the response say about it. Its `Debug` output
+/// leaves the token out: it is a bearer credential for Twilio until it expires.
 pub struct Minted {
     pub token: String,
     pub identity: String,
@@ -36,6 +37,20 @@ pub struct Minted {
     pub expires_at: u64,
     pub jti: String,
     pub key_sid: String,
+}
+
+impl fmt::Debug for Minted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Minted")
+            .field("token", &"[redacted]")
+            .field("identity", &self.identity)
+            .field("kinds", &self.kinds)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("expires_at", &self.expires_at)
+            .field("jti", &self.jti)
+            .field("key_sid", &self.key_sid)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,4 +175,28 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_the_token_out() {
+        let minted = Minted {
+            token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJBQyJ9.c2lnbmF0dXJl".into(),
+            identity: "alice".into(),
+            kinds: vec![GrantKind::Video],
+            ttl_secs: 600,
+            expires_at: 1_700_000_600,
+            jti: "SK00-1".into(),
+            key_sid: "SK00".into(),
+        };
+        let debug = format!("{minted:?}");
+        assert!(!debug.contains("eyJ"), "{debug}");
+        assert!(
+            debug.contains("alice") && debug.contains("Video"),
+            "{debug}"
+        );
+    }
 }
