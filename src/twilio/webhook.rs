@@ -37,7 +37,8 @@ const SHARED_KEY_ALGORITHM: &str = "HMAC_SHA256";
 /// What Twilio sent in the request body, as the signature sees it.
 #[derive(Debug, Clone, Copy)]
 pub enum Payload<'a> {
-    /// GET, or a POST without a body: Twilio signs the URL alone.
+    /// GET, or a POST without a body: Twilio signs the URL alone. When the URL carries
+    /// `bodySHA256`, it must be the hash of an empty body.
     Empty,
     /// `application/x-www-form-urlencoded`, decoded into `(name, value)` pairs in any order;
     /// names may repeat.
@@ -140,13 +141,16 @@ impl WebhookVerifier {
         if keys.is_empty() {
             return Err(Invalid::NoCredentials);
         }
-        let body = match request.payload {
-            Payload::Raw(body) => {
-                let claimed =
-                    query_param(request.url, BODY_HASH_PARAM).ok_or(Invalid::MissingBodyHash)?;
-                Some((body, claimed))
-            }
-            Payload::Empty | Payload::Form(_) => None,
+        // A URL with `bodySHA256` is signed alone and names its body by that hash, so the body
+        // is checked whenever the URL names one: a request given without a body stands for an
+        // empty one, and form params cannot be that body. Otherwise the signature would vouch
+        // for any body, or none.
+        let body = match (request.payload, query_param(request.url, BODY_HASH_PARAM)) {
+            (Payload::Raw(body), Some(claimed)) => Some((body, claimed)),
+            (Payload::Raw(_), None) => return Err(Invalid::MissingBodyHash),
+            (Payload::Empty, Some(claimed)) => Some((&b""[..], claimed)),
+            (Payload::Form(_), Some(_)) => return Err(Invalid::BodyHashMismatch),
+            (Payload::Empty | Payload::Form(_), None) => None,
         };
         // Decoding is strict (padding required, no stray bits), so this equals comparing the
         // base64 text; the comparison itself is aws-lc's constant-time one.
@@ -693,6 +697,30 @@ mod tests {
             check(&json(URL, b"", &signature)),
             Err(Invalid::MissingBodyHash)
         );
+    }
+
+    #[test]
+    fn a_url_that_names_a_body_hash_is_checked_against_the_body_whatever_is_given() {
+        // Vector C's URL and signature, replayed without its body or as a form.
+        let without_body = WebhookRequest {
+            payload: Payload::Empty,
+            ..json(URL_C, BODY_C, SIGNATURE_C)
+        };
+        assert_eq!(check(&without_body), Err(Invalid::BodyHashMismatch));
+        assert_eq!(
+            check(&form(URL_C, &[], SIGNATURE_C)),
+            Err(Invalid::BodyHashMismatch)
+        );
+        // A URL signed for an empty body: valid given no body or an empty one.
+        let url = URL_C.replace(HASH_C, &body_sha256_hex(b""));
+        let signature = sign_sha1(&SecretString::from(AUTH_TOKEN), &url);
+        let empty = json(&url, b"", &signature);
+        assert_eq!(check(&empty), Ok(()));
+        let without_body = WebhookRequest {
+            payload: Payload::Empty,
+            ..empty
+        };
+        assert_eq!(check(&without_body), Ok(()));
     }
 
     #[test]
