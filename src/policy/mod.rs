@@ -182,6 +182,17 @@ pub enum DenialCode {
     InvalidIdentity,
 }
 
+/// Why `room` cannot name a Video room, if it cannot: 1 to 128 bytes, no control characters.
+fn room_problem(room: &str) -> Option<&'static str> {
+    if room.is_empty() || room.len() > MAX_ROOM_BYTES {
+        Some("room must be 1 to 128 bytes")
+    } else if room.chars().any(char::is_control) {
+        Some("room contains control characters")
+    } else {
+        None
+    }
+}
+
 fn deny(code: DenialCode, reason: impl Into<String>) -> Denial {
     Denial {
         code,
@@ -260,13 +271,8 @@ impl AppPolicy {
                 "device_id must match [A-Za-z0-9_-]{1,64}",
             ));
         }
-        if let Some(room) = &request.room {
-            if room.is_empty() || room.len() > MAX_ROOM_BYTES {
-                return Err(deny(InvalidRequest, "room must be 1 to 128 bytes"));
-            }
-            if room.chars().any(char::is_control) {
-                return Err(deny(InvalidRequest, "room contains control characters"));
-            }
+        if let Some(problem) = request.room.as_deref().and_then(room_problem) {
+            return Err(deny(InvalidRequest, problem));
         }
 
         let kinds = self.choose_kinds(principal, request)?;
@@ -338,7 +344,16 @@ impl AppPolicy {
                         }
                         None => match policy.rooms.default_room(principal) {
                             DefaultRoom::Every => None,
-                            DefaultRoom::Room(room) => Some(room),
+                            // Rendered from the caller's claims, so checked like a request's.
+                            DefaultRoom::Room(room) => match room_problem(&room) {
+                                None => Some(room),
+                                Some(problem) => {
+                                    return Err(deny(
+                                        RoomNotAllowed,
+                                        format!("the policy's room for this caller: {problem}"),
+                                    ));
+                                }
+                            },
                             DefaultRoom::CallerMustChoose => {
                                 return Err(deny(
                                     RoomRequired,

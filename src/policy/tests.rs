@@ -257,6 +257,24 @@ fn star_policy_gives_every_room_by_default_and_a_single_literal_room_is_chosen()
 }
 
 #[test]
+fn a_default_room_rendered_from_claims_is_checked_like_a_requested_one() {
+    let mut own = app();
+    own.identity = Template::parse("agent_1").unwrap();
+    own.grants.video.as_mut().unwrap().rooms = rooms(&["user-{sub}"]);
+    let video = with_grants(&[GrantKind::Video]);
+    let at_limit = "a".repeat(MAX_ROOM_BYTES - "user-".len());
+    let plan = own.plan(&principal(&at_limit, json!({})), &video).unwrap();
+    assert_eq!(
+        plan.grants.video.unwrap().room.unwrap().len(),
+        MAX_ROOM_BYTES
+    );
+    for sub in [format!("{at_limit}a"), "alice\u{1}".to_owned()] {
+        let denial = own.plan(&principal(&sub, json!({})), &video).unwrap_err();
+        assert_eq!(denial.code, DenialCode::RoomNotAllowed, "{sub:?}");
+    }
+}
+
+#[test]
 fn voice_grant_carries_incoming_outgoing_and_rendered_params() {
     let plan = app()
         .plan(&alice(), &with_grants(&[GrantKind::Voice]))
