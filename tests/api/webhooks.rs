@@ -71,6 +71,12 @@ async fn json_webhooks_check_the_body_hash_too() {
     let tampered = JSON_BODY.replace("value", "valuf");
     let body = json!({"account": "main", "url": JSON_URL, "body": tampered, "signature": "y77kIzt2vzLz71DgmJGsen2scGs="});
     expect_problem(verify(&app, body).await, 403, "invalid_signature").await;
+    // The same URL and signature without the body, or as a form with no params.
+    let body =
+        json!({"account": "main", "url": JSON_URL, "signature": "y77kIzt2vzLz71DgmJGsen2scGs="});
+    expect_problem(verify(&app, body).await, 403, "invalid_signature").await;
+    let body = json!({"account": "main", "url": JSON_URL, "params": {}, "signature": "y77kIzt2vzLz71DgmJGsen2scGs="});
+    expect_problem(verify(&app, body).await, 403, "invalid_signature").await;
 }
 
 #[tokio::test]
