@@ -9,17 +9,21 @@ use tower::ServiceExt;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_client_dripping_its_headers_is_disconnected_at_the_header_read_timeout() {
+async fn spawn_with_a_one_second_header_read_timeout() -> TestApp {
     let (toml, file) = standard_config(Keys::File);
-    let app = spawn_with(
+    spawn_with(
         &toml.replace(
             "max_body_bytes = 4096",
             "max_body_bytes = 4096\nheader_read_timeout = \"1s\"",
         ),
         file,
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_client_dripping_its_headers_is_disconnected_at_the_header_read_timeout() {
+    let app = spawn_with_a_one_second_header_read_timeout().await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     stream
         .write_all(b"POST /token HTTP/1.1\r\nHost: x\r\nX-Drip: ")
@@ -68,15 +72,7 @@ async fn hung_up_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> 
 
 #[tokio::test]
 async fn connections_that_send_no_http1_request_are_closed_too() {
-    let (toml, file) = standard_config(Keys::File);
-    let app = spawn_with(
-        &toml.replace(
-            "max_body_bytes = 4096",
-            "max_body_bytes = 4096\nheader_read_timeout = \"1s\"",
-        ),
-        file,
-    )
-    .await;
+    let app = spawn_with_a_one_second_header_read_timeout().await;
     // Nothing at all; the start of an HTTP/2 preface, as a client dripping it would send it;
     // the whole preface (h2c with prior knowledge, which is not served); one request, then an
     // idle keep-alive connection.
