@@ -43,25 +43,11 @@ impl Builder<'_> {
         });
     }
 
-    /// A plain value that may be a reference.
-    fn value(&mut self, path: &str, raw: &str) -> Option<String> {
-        match resolve(raw, self.env) {
-            Ok(resolved) => Some(resolved.value),
-            Err(message) => {
-                self.problem(path, message);
-                None
-            }
-        }
-    }
-
     fn required(&mut self, path: &str, raw: &Option<String>) -> Option<String> {
-        match raw {
-            Some(raw) => self.value(path, raw),
-            None => {
-                self.problem(path, "is required");
-                None
-            }
+        if raw.is_none() {
+            self.problem(path, "is required");
         }
+        raw.clone()
     }
 
     /// A secret: must be a reference unless literal secrets are allowed; never echoed.
@@ -88,8 +74,7 @@ impl Builder<'_> {
     }
 
     fn sid<K: SidKind>(&mut self, path: &str, raw: &str) -> Option<Sid<K>> {
-        let value = self.value(path, raw)?;
-        match Sid::parse(&value) {
+        match Sid::parse(raw) {
             Ok(sid) => Some(sid),
             Err(e) => {
                 self.problem(path, e.to_string());
@@ -313,10 +298,7 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
             None
         }
     };
-    let region = raw
-        .region
-        .as_ref()
-        .and_then(|r| b.value(&format!("{path}.region"), r));
+    let region = raw.region.clone();
     if let Some(region) = &region {
         let valid = (2..=8).contains(&region.len())
             && region
@@ -380,11 +362,10 @@ fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account>
         None => DEFAULT_API_BASE.to_owned(),
         Some(raw_base) => {
             let at = format!("{path}.api_base");
-            let base = b.value(&at, raw_base).unwrap_or_default();
-            if let Err(message) = check_https_or_loopback(&base) {
+            if let Err(message) = check_https_or_loopback(raw_base) {
                 b.problem(&at, message);
             }
-            base.trim_end_matches('/').to_owned()
+            raw_base.trim_end_matches('/').to_owned()
         }
     };
     let rotation_period = b.duration(
@@ -552,8 +533,7 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     }
     let keys = if let Some(url) = &raw.jwks_url {
         let url_path = format!("{path}.jwks_url");
-        let url = b.value(&url_path, url)?;
-        if let Err(message) = check_https_or_loopback(&url) {
+        if let Err(message) = check_https_or_loopback(url) {
             b.problem(&url_path, message);
         }
         if algorithms.iter().any(is_hmac) {
@@ -563,21 +543,20 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
             );
         }
         KeySource::Remote {
-            url,
+            url: url.clone(),
             cache_ttl,
             refetch_cooldown,
             max_stale,
         }
     } else if let Some(file) = &raw.jwks_file {
         let file_path = format!("{path}.jwks_file");
-        let file = b.value(&file_path, file)?;
         if algorithms.iter().any(is_hmac) {
             b.problem(
                 format!("{path}.algorithms"),
                 "HMAC algorithms cannot be used with a public key set",
             );
         }
-        let document = match std::fs::read(&file) {
+        let document = match std::fs::read(file) {
             Ok(document) => document,
             Err(e) => {
                 b.problem(&file_path, format!("cannot read file {file}: {}", e.kind()));

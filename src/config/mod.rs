@@ -213,7 +213,7 @@ impl Source {
 
 /// Loads, layers and validates the configuration.
 pub fn load(source: &Source) -> Result<Settings, ConfigError> {
-    use config::{Config, Environment, File, FileFormat};
+    use config::{Config, Environment, File, FileFormat, Source as _};
 
     let text = match (&source.text, &source.file) {
         (Some(text), _) => text.clone(),
@@ -236,10 +236,14 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .add_source(base)
         .add_source(environment)
         .build()
+        .and_then(|layered| layered.collect())
         .map_err(|e| secret_free(e, &text))?;
+    let mut tree = config::Value::new(None, config::ValueKind::Table(layered));
+    let mut unresolved = Vec::new();
+    secret::resolve_references(&mut tree, &source.env, &mut unresolved);
 
     let mut unknown = Vec::new();
-    let raw: raw::RawConfig = serde_ignored::deserialize(layered, |path| {
+    let raw: raw::RawConfig = serde_ignored::deserialize(tree, |path| {
         unknown.push(path.to_string());
     })
     .map_err(|e| secret_free(e, &text))?;
@@ -251,7 +255,21 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
             message: "unknown key".into(),
         })
         .collect();
-    let settings = build::build(raw, &source.env, &mut problems);
+    let mut built = Vec::new();
+    let settings = build::build(raw, &source.env, &mut built);
+    // A key whose reference did not resolve was dropped (a list keeps the text): what the build
+    // says of it then ("is required", "is not an address") would be a second problem for it.
+    built.retain(|problem| {
+        !unresolved.iter().any(|reference: &Problem| {
+            reference
+                .path
+                .strip_prefix(problem.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+        })
+    });
+    unresolved.sort_by(|a, b| a.path.cmp(&b.path));
+    problems.append(&mut unresolved);
+    problems.append(&mut built);
     if problems.is_empty() {
         Ok(settings)
     } else {

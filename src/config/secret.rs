@@ -3,6 +3,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use config::{Value, ValueKind};
+
+use super::Problem;
+
 /// Where environment variables are read from: the process, or a fixed map in tests.
 #[derive(Debug, Clone, Default)]
 pub enum Env {
@@ -56,6 +60,82 @@ pub fn resolve(raw: &str, env: &Env) -> Result<Resolved, String> {
             referenced: false,
         })
     }
+}
+
+/// Resolves, in place, every reference among the string values of the layered configuration,
+/// except secrets: those stay as written until the build reads each into a redacting type and
+/// checks that it was a reference. A reference that does not resolve is a problem at its key
+/// path, and its key is dropped (a list keeps its text), so that the rest is still read and
+/// checked: what was written there may be meant as a number, a flag or a string.
+pub fn resolve_references(tree: &mut Value, env: &Env, problems: &mut Vec<Problem>) {
+    walk(tree, &mut Vec::new(), "", env, problems);
+}
+
+/// `steps` are the table keys down to `value`, with `[]` for a list index; `path` is the same
+/// as problems name it (`accounts.main.signing_keys[0].sid`). Returns whether `value` is a
+/// reference that did not resolve.
+fn walk(
+    value: &mut Value,
+    steps: &mut Vec<String>,
+    path: &str,
+    env: &Env,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    match &mut value.kind {
+        ValueKind::String(text) if !holds_secret(steps) => match resolve(text, env) {
+            Ok(resolved) => {
+                *text = resolved.value;
+                false
+            }
+            Err(message) => {
+                problems.push(Problem {
+                    path: path.to_owned(),
+                    message,
+                });
+                true
+            }
+        },
+        ValueKind::Table(table) => {
+            let mut unresolved = Vec::new();
+            for (key, child) in table.iter_mut() {
+                steps.push(key.clone());
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if walk(child, steps, &child_path, env, problems) {
+                    unresolved.push(key.clone());
+                }
+                steps.pop();
+            }
+            for key in unresolved {
+                table.remove(&key);
+            }
+            false
+        }
+        ValueKind::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                steps.push("[]".into());
+                walk(child, steps, &format!("{path}[{i}]"), env, problems);
+                steps.pop();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Whether the value at `steps` is a secret the build resolves itself, or lies inside one
+/// written in the wrong shape.
+fn holds_secret(steps: &[String]) -> bool {
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    matches!(
+        steps.as_slice(),
+        ["accounts", _, "signing_keys", "[]", "secret", ..]
+            | ["accounts", _, "auth_tokens" | "webhook_shared_keys", ..]
+            | ["auth", _, "hs256_secret" | "shared_secret", ..]
+    )
 }
 
 #[cfg(test)]

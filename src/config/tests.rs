@@ -190,6 +190,83 @@ fn environment_variables_override_the_file() {
     assert_eq!(settings.server.max_body_bytes, 2048);
 }
 
+/// `VALID` with references in values of every kind that is not a secret: a list, a
+/// duration, a number, a log filter.
+fn with_plain_references() -> String {
+    VALID
+        .replace(
+            r#"audiences = ["support-web"]"#,
+            r#"audiences = ["env:AUDIENCE", "file:FILE"]"#,
+        )
+        .replace(r#"ttl = "30m""#, r#"ttl = "env:TTL""#)
+        .replace(
+            "[server]\n",
+            "[server]\nmax_body_bytes = \"env:MAX_BODY\"\n",
+        )
+        + "\n[log]\nlevel = \"env:LOG_LEVEL\"\n"
+}
+
+#[test]
+fn any_string_value_may_be_a_reference() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "support-mobile").unwrap();
+    let toml = with_plain_references().replace("FILE", &file.path().display().to_string());
+    let Env::Fixed(mut vars) = env() else {
+        unreachable!()
+    };
+    // A resolved value is not resolved again.
+    vars.insert("AUDIENCE".into(), "file:/nonexistent/audience".into());
+    vars.insert("TTL".into(), "2h".into());
+    vars.insert("MAX_BODY".into(), "2048".into());
+    vars.insert("LOG_LEVEL".into(), "debug".into());
+    let settings = load(&Source::text(&toml).with_env(Env::Fixed(vars))).unwrap();
+    let AuthSettings::Jwt(corp) = &settings.auth["corp"] else {
+        panic!("auth.corp is not a jwt authenticator")
+    };
+    assert_eq!(
+        corp.audiences,
+        ["file:/nonexistent/audience", "support-mobile"]
+    );
+    assert_eq!(settings.apps["support"].policy.ttl_secs, 7200);
+    assert_eq!(settings.server.max_body_bytes, 2048);
+    assert_eq!(settings.log.level, "debug");
+}
+
+#[test]
+fn a_reference_that_does_not_resolve_is_one_problem_at_its_key() {
+    let toml = with_plain_references()
+        .replace("FILE", "/nonexistent/audience")
+        .replace(r#"listen = "127.0.0.1:8081""#, r#"listen = "env:LISTEN""#)
+        .replace("env:ACCOUNT", "env:ACCOUNT_SID");
+    let problems = problems(&toml);
+    let expected = [
+        (
+            "auth.corp.audiences[0]",
+            "environment variable AUDIENCE is not set",
+        ),
+        (
+            "auth.corp.audiences[1]",
+            "cannot read file /nonexistent/audience",
+        ),
+        ("log.level", "environment variable LOG_LEVEL is not set"),
+        ("server.listen", "environment variable LISTEN is not set"),
+        (
+            "server.max_body_bytes",
+            "environment variable MAX_BODY is not set",
+        ),
+        ("apps.support.ttl", "environment variable TTL is not set"),
+        (
+            "accounts.main.account_sid",
+            "environment variable ACCOUNT_SID is not set",
+        ),
+    ];
+    for (path, message) in expected {
+        assert_problem(&problems, path, message);
+    }
+    // Nothing more: not "is required" for the account SID, nor the like.
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+}
+
 #[test]
 fn every_problem_is_reported_with_its_key_path() {
     let broken = r#"
