@@ -20,6 +20,13 @@ use tower::{Layer, Service};
 use super::ApiError;
 use crate::metrics::Metrics;
 
+/// When a request's time is up. [`Observe`] puts it in every request for handlers that answer a
+/// timeout themselves (the token routes, so that it is audited like any refusal): a timer set
+/// for the same instant fires in the same tick as `Observe`'s own, and `Observe` polls the
+/// handler before its timer, so it finds the handler's answer ready.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(pub tokio::time::Instant);
+
 /// Answers 503 `timed_out` when the wrapped service takes longer than `timeout`, and records
 /// every request's latency (timed-out ones included) under its matched route.
 #[derive(Clone)]
@@ -65,11 +72,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let route = request.extensions().get::<MatchedPath>().cloned();
         let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started) + self.timeout;
+        request.extensions_mut().insert(Deadline(deadline));
         ObserveFuture {
-            inner: tokio::time::timeout(self.timeout, self.inner.call(request)),
+            inner: tokio::time::timeout_at(deadline, self.inner.call(request)),
             route,
             started,
             metrics: self.metrics.clone(),

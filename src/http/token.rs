@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::client::client_address;
+use super::observe::Deadline;
 use super::{ApiError, AppState, no_store};
 use crate::audit;
 use crate::auth::{AuthError, Authenticator, Credentials};
@@ -59,10 +60,22 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
     });
     let app_name = named.as_deref().unwrap_or_default();
     let client_ip = client_address(client, request.headers(), &runtime.server.trusted_proxies);
-    let outcome = match &named {
-        Ok(app_name) => mint(&runtime, app_name, request, client, client_ip).await,
-        Err(error) => Err(error.clone()),
-    };
+    let deadline = request.extensions().get::<Deadline>().copied();
+    let outcome =
+        match &named {
+            Ok(app_name) => {
+                let minting = mint(&runtime, app_name, request, client, client_ip);
+                match deadline {
+                    Some(Deadline(at)) => tokio::time::timeout_at(at, minting)
+                        .await
+                        .unwrap_or_else(|_elapsed| {
+                            Err(ApiError::timed_out().with_reason("request_timeout"))
+                        }),
+                    None => minting.await,
+                }
+            }
+            Err(error) => Err(error.clone()),
+        };
     let ctx = audit::Context {
         app: app_name,
         request_id: &request_id,

@@ -107,9 +107,18 @@ async fn a_request_slower_than_the_request_timeout_gets_a_problem_response() {
     .await;
     // No keys yet and the provider hangs: the request must not hang with it.
     let response = app
-        .post("/apps/support/token", Some(&token_for("alice")), None)
-        .await;
+        .client
+        .post(app.url("/apps/support/token"))
+        .bearer_auth(token_for("alice"))
+        .header("x-request-id", "slow-1")
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
+    // Answered by the token handler like any refusal: its request id, no caching.
+    assert_eq!(response.headers()["x-request-id"], "slow-1");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["retry-after"], "1");
     let body = expect(response, status).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "unavailable", "{body}");
@@ -117,14 +126,17 @@ async fn a_request_slower_than_the_request_timeout_gets_a_problem_response() {
         body["detail"].as_str().unwrap().contains("too long"),
         "{body}"
     );
-    // Counted in the latency histogram like any other answer.
+    // Counted as a denial, and in the latency histogram like any other answer.
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    assert!(
-        metrics.contains(
-            r#"tokenmint_http_request_duration_seconds_count{route="/apps/{app}/token",status="503"} 1"#
-        ),
-        "{metrics}"
-    );
+    for expected in [
+        r#"tokenmint_token_denials_total{app="support",code="unavailable"} 1"#,
+        r#"tokenmint_http_request_duration_seconds_count{route="/apps/{app}/token",status="503"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from\n{metrics}"
+        );
+    }
 }
 
 async fn boom() -> &'static str {
