@@ -150,8 +150,32 @@ pub fn token_router(state: AppState) -> Router {
         )
         // Before the CORS layer, so preflights reach it instead of the 405 fallback.
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(cors)
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_response(cors_only_for_allowed_origins)
+                .layer(cors),
+        )
         .with_state(state)
+}
+
+/// tower-http's CORS layer adds the allowed methods, headers and max age to every preflight, and
+/// the exposed headers to every response, whatever the origin; a browser ignores them without
+/// `Access-Control-Allow-Origin`, but an origin that is refused should learn nothing about the
+/// API from them either. `Vary` stays: caches need it whatever the answer.
+fn cors_only_for_allowed_origins(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    // Credentials are only ever allowed with the origin, so they need no check.
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+        if headers
+            .remove(header::ACCESS_CONTROL_ALLOW_METHODS)
+            .is_some()
+        {
+            headers.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
+            headers.remove(header::ACCESS_CONTROL_MAX_AGE);
+        }
+    }
+    response
 }
 
 /// Health, readiness, metrics and webhook signature checks.
