@@ -909,6 +909,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_set_holds_at_most_fifty_keys_and_no_encryption_keys() {
+        let (key, jwk) = key_pair(Algorithm::RS256);
+        let token = signed_token(&key, Algorithm::RS256);
+        let with = |keys: Vec<Value>| json!({ "keys": keys }).to_string();
+        let fifty = KeySet::from_jwks(with(vec![jwk.clone(); MAX_JWKS_KEYS]).as_bytes()).unwrap();
+        assert!(checks(&fifty, Algorithm::RS256, &token));
+        assert_eq!(
+            KeySet::from_jwks(with(vec![jwk.clone(); MAX_JWKS_KEYS + 1]).as_bytes()).err(),
+            Some("too many keys")
+        );
+
+        let mut encryption = jwk.clone();
+        encryption["use"] = json!("enc");
+        assert_eq!(
+            KeySet::from_jwks(with(vec![encryption.clone()]).as_bytes()).err(),
+            Some("no usable keys")
+        );
+        // Beside a signing key it is left out, so its kid finds nothing.
+        let mut signing = jwk;
+        signing["kid"] = json!("k2");
+        signing["use"] = json!("sig");
+        let keys = KeySet::from_jwks(with(vec![encryption, signing]).as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(!matches!(
+            check_signature(&keys, Algorithm::RS256, Some("k1"), &split(&token).unwrap()),
+            Ok(true)
+        ));
+    }
+
+    #[test]
     fn every_key_set_has_its_own_id_even_from_the_same_document() {
         let (_, jwk) = key_pair(Algorithm::ES256);
         let ids: std::collections::HashSet<u64> = (0..100).map(|_| jwks(&[&jwk]).id).collect();

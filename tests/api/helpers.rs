@@ -353,6 +353,8 @@ pub enum JwksMode {
     Serve(Value),
     Status(u16),
     Body(&'static str, Vec<u8>),
+    /// The document in 16 KiB chunks, without a `Content-Length`.
+    Chunked(Value),
     Slow(Duration, Value),
     Redirect(String),
 }
@@ -387,6 +389,16 @@ async fn jwks_handler(State(state): State<JwksState>, _headers: HeaderMap) -> Re
         JwksMode::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         JwksMode::Body(content_type, body) => {
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        JwksMode::Chunked(doc) => {
+            let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> = doc
+                .to_string()
+                .into_bytes()
+                .chunks(16 * 1024)
+                .map(|chunk| Ok(chunk.to_vec()))
+                .collect();
+            let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         JwksMode::Slow(delay, doc) => {
             tokio::time::sleep(delay).await;

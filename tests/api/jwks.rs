@@ -152,6 +152,12 @@ async fn garbage_answers_never_replace_the_last_good_key_set() {
     })
     .await;
     let ten_megabytes = vec![b' '; 10 * 1024 * 1024];
+    // A valid key set over the size limit, holding B's key under every probe's kid below: read
+    // whole, it would let the probes verify.
+    let probe_keys: Vec<_> = (0..10)
+        .map(|i| jwk(&rsa_b(), Algorithm::RS256, &format!("probe-{i}")))
+        .collect();
+    let oversized = json!({"keys": probe_keys, "padding": "x".repeat(300 * 1024)});
     let garbage = [
         JwksMode::Body("text/html", b"<html><body>login</body></html>".to_vec()),
         JwksMode::Body("application/json", b"{\"keys\": [".to_vec()),
@@ -159,6 +165,8 @@ async fn garbage_answers_never_replace_the_last_good_key_set() {
         JwksMode::Serve(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "rsa-b"}]})),
         JwksMode::Serve(json!({"keys": "nope"})),
         JwksMode::Body("application/json", ten_megabytes),
+        JwksMode::Serve(oversized.clone()),
+        JwksMode::Chunked(oversized),
         JwksMode::Status(404),
     ];
     for (i, mode) in garbage.into_iter().enumerate() {
