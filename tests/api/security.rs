@@ -1219,6 +1219,59 @@ async fn a_token_signed_by_another_providers_key_claiming_our_issuer_is_refused(
     }
 }
 
+/// Provider B configured beside A: its own authenticator, key set and app.
+const PARTNER_ISSUER: &str = "https://partner.example.org/";
+
+#[tokio::test]
+async fn a_key_another_configured_provider_trusts_does_not_verify_for_ours() {
+    let (toml, file) = standard_config(Keys::File);
+    let partner_keys = tempfile::NamedTempFile::new().unwrap();
+    let jwks_b = json!({"keys": [jwk(&rsa_b(), Algorithm::RS256, "rsa-b")]});
+    std::fs::write(partner_keys.path(), jwks_b.to_string()).unwrap();
+    let toml = format!(
+        "{toml}
+[auth.partner]
+kind = \"jwt\"
+issuer = \"{PARTNER_ISSUER}\"
+audiences = [\"{AUDIENCE}\"]
+algorithms = [\"RS256\"]
+jwks_file = {:?}
+
+[apps.partner]
+account = \"main\"
+auth = \"partner\"
+identity = \"{{sub}}\"
+
+[apps.partner.grants.video]
+rooms = [\"*\"]
+",
+        partner_keys.path().display().to_string()
+    );
+    let app = spawn_with(&toml, file).await;
+    let mut partner_claims = claims("alice");
+    partner_claims["iss"] = json!(PARTNER_ISSUER);
+    let post = |path: &'static str, token: String| {
+        let request = app.client.post(app.url(path)).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+
+    // Each provider's own tokens work on its own app.
+    let ours = sign(Algorithm::RS256, &rsa_a(), Some("rsa-a"), &claims("alice"));
+    expect(post(TOKEN_PATH, ours).await, 200).await;
+    let theirs = sign(Algorithm::RS256, &rsa_b(), Some("rsa-b"), &partner_claims);
+    expect(post("/apps/partner/token", theirs.clone()).await, 200).await;
+
+    // B's key claiming A's issuer, with B's kid, A's or none: refused by either app.
+    for kid in [Some("rsa-b"), Some("rsa-a"), None] {
+        let forged = sign(Algorithm::RS256, &rsa_b(), kid, &claims("alice"));
+        let case = format!("B's key as A, kid {kid:?}");
+        expect_invalid_token(post(TOKEN_PATH, forged.clone()).await, &case).await;
+        expect_invalid_token(post("/apps/partner/token", forged).await, &case).await;
+    }
+    // B's genuine token on A's app.
+    expect_invalid_token(post(TOKEN_PATH, theirs).await, "B's token on A's app").await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 18: oversized Authorization
 // ---------------------------------------------------------------------------------------------
