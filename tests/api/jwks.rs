@@ -142,6 +142,38 @@ async fn the_last_good_key_set_keeps_serving_when_the_provider_goes_down() {
 }
 
 #[tokio::test]
+async fn the_last_good_key_set_serves_no_longer_than_jwks_max_stale() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |t| {
+        t.replace(
+            "jwks_refetch_cooldown = \"30s\"",
+            "jwks_refetch_cooldown = \"1s\"\njwks_cache_ttl = \"1s\"\njwks_max_stale = \"3s\"",
+        )
+    })
+    .await;
+    server.set(JwksMode::Status(500));
+    app.mint_as("alice", None, 200).await;
+    // Three seconds after the last good fetch the set is too old to trust: not ready, and
+    // callers (a cached one too) are told to come back rather than refused.
+    assert!(
+        eventually(Duration::from_secs(8), || !app.state.is_ready()).await,
+        "a key set older than jwks_max_stale still counted"
+    );
+    for sub in ["alice", "bob"] {
+        let response = app
+            .post("/apps/support/token", Some(&token_for(sub)), None)
+            .await;
+        assert_eq!(response.headers()["retry-after"], "1", "{sub}");
+        expect_problem(response, 503, "unavailable").await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    // The provider is back: the next caller's refetch finds the keys.
+    server.set(JwksMode::Serve(jwks_a()));
+    app.mint_as("carol", None, 200).await;
+    assert!(app.state.is_ready());
+}
+
+#[tokio::test]
 async fn garbage_answers_never_replace_the_last_good_key_set() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
     let app = ready_app(&server, |t| {
