@@ -177,27 +177,40 @@ async fn reload_applies_a_valid_change_refuses_an_invalid_one_and_never_fails_a_
     }
     assert!(reloaded, "the valid change never took effect");
 
-    rewrite(&file, |t| {
-        t.replace("ttl = \"2h\"", "ttl = \"2h\"\nmax_ttl = \"25h\"")
-    });
-    signal(&served, "-HUP");
-    let mut refused = false;
-    for _ in 0..100 {
-        if metrics(&served)
-            .await
-            .contains("tokenmint_config_reloads_total{result=\"error\"} 1")
-        {
-            refused = true;
-            break;
+    // Three invalid files in turn: a ttl over 24 h, a syntax error, a secret file that is not
+    // there. Each is counted and logged, and the running configuration keeps serving.
+    let valid = std::fs::read_to_string(file.path()).unwrap();
+    let invalid = [
+        valid.replace("ttl = \"2h\"", "ttl = \"2h\"\nmax_ttl = \"25h\""),
+        valid.replace("ttl = \"2h\"", "ttl = \"2h"),
+        valid.replace(
+            "secret = \"env:T_KEY_SECRET\"",
+            "secret = \"file:/nonexistent/tm-reload-secret\"",
+        ),
+    ];
+    for (n, text) in invalid.into_iter().enumerate() {
+        assert_ne!(text, valid);
+        std::fs::write(file.path(), text).unwrap();
+        signal(&served, "-HUP");
+        let counted = format!(
+            "tokenmint_config_reloads_total{{result=\"error\"}} {}",
+            n + 1
+        );
+        let mut refused = false;
+        for _ in 0..100 {
+            if metrics(&served).await.contains(&counted) {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(refused, "invalid change {n} was not counted");
+        assert_eq!(
+            mint_once(&served).await.1,
+            7200,
+            "invalid change {n} replaced the running config"
+        );
     }
-    assert!(refused, "the invalid change was not counted");
-    assert_eq!(
-        mint_once(&served).await.1,
-        7200,
-        "the invalid change replaced the running config"
-    );
     assert!(
         metrics(&served)
             .await
@@ -212,10 +225,16 @@ async fn reload_applies_a_valid_change_refuses_an_invalid_one_and_never_fails_a_
     assert!(ttls.is_subset(&BTreeSet::from([3600, 7200])), "{ttls:?}");
     let (status, logs) = stop(served);
     assert_eq!(status, Some(0));
-    assert!(
-        logs.contains("apps.edge.max_ttl"),
-        "the refused reload should name the key"
-    );
+    for named in [
+        "apps.edge.max_ttl",
+        "not valid TOML",
+        "/nonexistent/tm-reload-secret",
+    ] {
+        assert!(
+            logs.contains(named),
+            "a refused reload should say {named:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
