@@ -295,9 +295,12 @@ async fn rotating_signing_keys_under_load_never_interrupts_minting() {
 /// hand out a rotated-in key; returns the server, the JWKS stub and a caller token for that key.
 async fn server_with_slow_provider(
     delay: Duration,
+    shutdown_grace: &str,
 ) -> (Served, JwksServer, tempfile::NamedTempFile) {
     let jwks = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let file = config_file("admin_listen = \"127.0.0.1:0\"\nshutdown_grace = \"10s\"");
+    let file = config_file(&format!(
+        "admin_listen = \"127.0.0.1:0\"\nshutdown_grace = {shutdown_grace:?}"
+    ));
     rewrite(&file, |t| {
         t.replace(
             "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
@@ -368,7 +371,7 @@ async fn requests_in_flight(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flips_readiness_first_finishes_in_flight_requests_and_exits_0() {
-    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(2)).await;
+    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(2), "10s").await;
     let admin = served.admin.clone().unwrap();
     let in_flight = requests_in_flight(&served, &jwks, 12).await;
     signal(&served, "-TERM");
@@ -408,7 +411,7 @@ async fn sigterm_flips_readiness_first_finishes_in_flight_requests_and_exits_0()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once() {
-    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(30)).await;
+    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(30), "10s").await;
     let in_flight = requests_in_flight(&served, &jwks, 2).await;
     signal(&served, "-TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -421,6 +424,25 @@ async fn a_second_sigterm_exits_at_once() {
             task.await.unwrap(),
             None,
             "a request outlived a forced exit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_still_running_when_the_grace_period_ends_are_cut_off_and_the_exit_is_0() {
+    // The provider answers in 30 s and request_timeout is 10 s: only the 1 s grace period can
+    // end these requests before the server's poll below gives up (10 s) and signals again.
+    let (served, jwks, _file) = server_with_slow_provider(Duration::from_secs(30), "1s").await;
+    let in_flight = requests_in_flight(&served, &jwks, 2).await;
+    signal(&served, "-TERM");
+    let (status, logs) = stop_after_exit(served);
+    assert_eq!(status, Some(0), "{logs}");
+    assert!(logs.contains("shutdown grace period over"), "{logs}");
+    for task in in_flight {
+        assert_eq!(
+            task.await.unwrap(),
+            None,
+            "a request outlived the grace period"
         );
     }
 }
