@@ -5,7 +5,8 @@
 //! - Row 26 (a burst from one identity gets 429 with `Retry-After`) is in `operations.rs`, with
 //!   the per-address limit on failed authentications.
 //! - Row 8's "at most one JWKS fetch per cooldown" is counted in `jwks.rs` against a real JWKS
-//!   server; here the unknown-kid flood is only checked to be refused.
+//!   server; here the unknown-kid flood is only checked to be refused, and row 9's hostile kids
+//!   are counted against one.
 //! - Row 28 (slowloris) is in `limits.rs`; row 29 (webhook signatures) in `src/twilio/webhook.rs`.
 
 use std::net::SocketAddr;
@@ -21,9 +22,9 @@ use tokenmint::runtime::unix_now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    self, AUDIENCE, GATEWAY_SECRET, ISSUER, Keys, ORIGIN, TestApp, claims, decode_twilio, ec_a,
-    expect, expect_problem, fixture, jwk, rsa_a, rsa_b, sign, sign_raw, spawn_app, spawn_with,
-    standard_config, token_for,
+    self, AUDIENCE, GATEWAY_SECRET, ISSUER, JwksMode, JwksServer, Keys, ORIGIN, TestApp, claims,
+    decode_twilio, ec_a, expect, expect_problem, fixture, jwk, jwks_a, rsa_a, rsa_b, sign,
+    sign_raw, spawn_app, spawn_with, standard_config, token_for,
 };
 
 const TOKEN_PATH: &str = "/apps/support/token";
@@ -815,10 +816,9 @@ async fn a_random_kid_on_every_request_is_refused() {
     still_serves(&app).await;
 }
 
-#[tokio::test]
-async fn hostile_kid_values_are_refused() {
-    let app = spawn_app().await;
-    let kids = [
+/// `kid` values an attacker might try: paths, injections, near misses, huge ones, non-strings.
+fn hostile_kids() -> Vec<Value> {
+    vec![
         json!("../../../../../../etc/passwd"),
         json!("/dev/null"),
         json!("rsa-a/../rsa-a"),
@@ -842,15 +842,24 @@ async fn hostile_kid_values_are_refused() {
         json!(null),
         json!({"kid": "rsa-a"}),
         json!(["rsa-a"]),
-    ];
-    for kid in kids {
+    ]
+}
+
+/// Sends a token of provider A's real key under each hostile `kid`, so only the kid is wrong.
+async fn refuses_hostile_kids(app: &TestApp) {
+    for kid in hostile_kids() {
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
-        // Signed with provider A's real key, so only the kid is wrong.
         let token = sign_raw(&header, &claims("alice"), &rsa_a(), Algorithm::RS256);
         let mut case = kid.to_string();
         case.truncate(60);
-        refuses(&app, &token, &case).await;
+        refuses(app, &token, &case).await;
     }
+}
+
+#[tokio::test]
+async fn hostile_kid_values_are_refused() {
+    let app = spawn_app().await;
+    refuses_hostile_kids(&app).await;
     // The HMAC-with-/dev/null trick: HS256 with an empty key and a file-path kid.
     let token = sign_raw(
         &json!({"alg": "HS256", "kid": "/dev/null"}),
@@ -859,6 +868,24 @@ async fn hostile_kid_values_are_refused() {
         Algorithm::HS256,
     );
     refuses(&app, &token, "HS256, empty key, kid /dev/null").await;
+    still_serves(&app).await;
+}
+
+#[tokio::test]
+async fn hostile_kid_values_cost_a_remote_key_set_at_most_one_fetch() {
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let (toml, _) = standard_config(Keys::Url(&server.url));
+    let app = spawn_with(&toml, None).await;
+    still_serves(&app).await;
+    let hits = server.hits();
+    // Unknown kids may refetch once per cooldown (30 s here), however many arrive; the rest are
+    // answered from the cache, without waiting on the provider.
+    refuses_hostile_kids(&app).await;
+    assert!(
+        server.hits() <= hits + 1,
+        "{} fetches",
+        server.hits() - hits
+    );
     still_serves(&app).await;
 }
 
