@@ -275,6 +275,17 @@ async fn a_provider_down_at_start_leaves_the_service_live_but_unready_then_recov
 }
 
 #[tokio::test]
+async fn a_provider_that_stays_down_is_retried_less_and_less_often() {
+    let server = JwksServer::start(JwksMode::Status(503)).await;
+    let _app = app_with(&server, |t| t).await;
+    // Backing off from 1 s, doubling: fetches at about 0, 1, 3 and 7 s. Retrying every second
+    // would have made seven by now; a slow machine only makes fewer.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let hits = server.hits();
+    assert!((2..=4).contains(&hits), "{hits} fetches in 6.5 s of outage");
+}
+
+#[tokio::test]
 async fn a_slow_provider_delays_only_the_requests_that_need_it() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
     let app = ready_app(&server, |t| t).await;
