@@ -457,3 +457,40 @@ fn stop_after_exit(mut served: Served) -> (Option<i32>, String) {
     }
     stop(served)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_set_is_logged_with_its_reason_and_never_its_body() {
+    let page = b"<html><body>Sign in to continue, canary-7f3c</body></html>".to_vec();
+    let jwks = JwksServer::start(JwksMode::Body("text/html", page)).await;
+    let file = config_file("");
+    rewrite(&file, |t| {
+        t.replace(
+            "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
+            &format!("algorithms = [\"RS256\"]\njwks_url = \"{}\"", jwks.url),
+        )
+    });
+    let served = serve(&file);
+    assert!(
+        wait_for(|| served.output().contains("jwks refresh failed")).await,
+        "the refused fetch was not logged"
+    );
+    let (_, logs) = stop(served);
+    assert!(jwks.hits() >= 1);
+    let line = logs
+        .lines()
+        .find(|line| line.contains("jwks refresh failed"))
+        .unwrap();
+    let event: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(event["level"], "WARN", "{line}");
+    assert_eq!(event["auth"], "corp", "{line}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("invalid")),
+        "{line}"
+    );
+    assert!(
+        !logs.contains("canary-7f3c"),
+        "the body was logged:\n{logs}"
+    );
+}
