@@ -21,6 +21,11 @@ async fn ready_app(server: &JwksServer, tweak: impl Fn(String) -> String) -> Tes
     app
 }
 
+/// Puts `settings` (the JWKS timing keys) in place of the standard 30 s refetch cooldown.
+fn jwks_timing(settings: &str) -> impl Fn(String) -> String + '_ {
+    move |toml| toml.replace("jwks_refetch_cooldown = \"30s\"", settings)
+}
+
 fn token_b(sub: &str, kid: &str) -> String {
     sign(Algorithm::RS256, &rsa_b(), Some(kid), &claims(sub))
 }
@@ -77,13 +82,7 @@ async fn an_unknown_kid_flood_causes_at_most_one_fetch_per_cooldown() {
 #[tokio::test]
 async fn a_rotated_in_key_verifies_after_one_refetch_and_a_removed_key_stops() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
-            "jwks_refetch_cooldown = \"1s\"",
-        )
-    })
-    .await;
+    let app = ready_app(&server, jwks_timing("jwks_refetch_cooldown = \"1s\"")).await;
 
     // Provider rotates: B's key appears.
     server.set(JwksMode::Serve(jwks_a_and_b()));
@@ -120,12 +119,10 @@ async fn a_rotated_in_key_verifies_after_one_refetch_and_a_removed_key_stops() {
 async fn the_last_good_key_set_keeps_serving_when_the_provider_goes_down() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
     // Refresh every second so several refreshes fail during the test.
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
-            "jwks_refetch_cooldown = \"1s\"\njwks_cache_ttl = \"1s\"",
-        )
-    })
+    let app = ready_app(
+        &server,
+        jwks_timing("jwks_refetch_cooldown = \"1s\"\njwks_cache_ttl = \"1s\""),
+    )
     .await;
     server.set(JwksMode::Status(500));
     let hits_before = server.hits();
@@ -144,12 +141,12 @@ async fn the_last_good_key_set_keeps_serving_when_the_provider_goes_down() {
 #[tokio::test]
 async fn the_last_good_key_set_serves_no_longer_than_jwks_max_stale() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
+    let app = ready_app(
+        &server,
+        jwks_timing(
             "jwks_refetch_cooldown = \"1s\"\njwks_cache_ttl = \"1s\"\njwks_max_stale = \"3s\"",
-        )
-    })
+        ),
+    )
     .await;
     server.set(JwksMode::Status(500));
     app.mint_as("alice", None, 200).await;
@@ -176,13 +173,7 @@ async fn the_last_good_key_set_serves_no_longer_than_jwks_max_stale() {
 #[tokio::test]
 async fn garbage_answers_never_replace_the_last_good_key_set() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
-            "jwks_refetch_cooldown = \"1s\"",
-        )
-    })
-    .await;
+    let app = ready_app(&server, jwks_timing("jwks_refetch_cooldown = \"1s\"")).await;
     let ten_megabytes = vec![b' '; 10 * 1024 * 1024];
     // A valid key set over the size limit, holding B's key under every probe's kid below: read
     // whole, it would let the probes verify.
@@ -226,13 +217,7 @@ async fn redirects_are_not_followed() {
     ))
     .await;
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
-            "jwks_refetch_cooldown = \"1s\"",
-        )
-    })
-    .await;
+    let app = ready_app(&server, jwks_timing("jwks_refetch_cooldown = \"1s\"")).await;
     server.set(JwksMode::Redirect(elsewhere.url.clone()));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let response = app
@@ -374,13 +359,7 @@ async fn a_cached_caller_never_outlives_its_token() {
 #[tokio::test]
 async fn a_key_set_change_invalidates_cached_callers() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let app = ready_app(&server, |t| {
-        t.replace(
-            "jwks_refetch_cooldown = \"30s\"",
-            "jwks_refetch_cooldown = \"1s\"",
-        )
-    })
-    .await;
+    let app = ready_app(&server, jwks_timing("jwks_refetch_cooldown = \"1s\"")).await;
     let token = token_for("alice");
     expect(
         app.post("/apps/support/token", Some(&token), None).await,

@@ -117,6 +117,14 @@ fn rewrite(file: &tempfile::NamedTempFile, edit: impl Fn(String) -> String) {
     std::fs::rename(&tmp, file.path()).unwrap();
 }
 
+/// The `corp` authenticator of `config_file` with RS256 keys from `url` instead of its secret.
+fn with_jwks_url(toml: String, url: &str) -> String {
+    toml.replace(
+        "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
+        &format!("algorithms = [\"RS256\"]\njwks_url = \"{url}\""),
+    )
+}
+
 async fn metrics(served: &Served) -> String {
     let admin = served.admin.as_ref().unwrap_or(&served.addr);
     reqwest::get(format!("http://{admin}/metrics"))
@@ -302,11 +310,7 @@ async fn server_with_slow_provider(
         "admin_listen = \"127.0.0.1:0\"\nshutdown_grace = {shutdown_grace:?}"
     ));
     rewrite(&file, |t| {
-        t.replace(
-            "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
-            &format!("algorithms = [\"RS256\"]\njwks_url = \"{}\"", jwks.url),
-        )
-        .replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
+        with_jwks_url(t, &jwks.url).replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
     });
     let served = serve(&file);
     let admin = served.admin.clone().unwrap();
@@ -463,12 +467,7 @@ async fn a_refused_key_set_is_logged_with_its_reason_and_never_its_body() {
     let page = b"<html><body>Sign in to continue, canary-7f3c</body></html>".to_vec();
     let jwks = JwksServer::start(JwksMode::Body("text/html", page)).await;
     let file = config_file("");
-    rewrite(&file, |t| {
-        t.replace(
-            "algorithms = [\"HS256\"]\nhs256_secret = \"env:T_HS\"",
-            &format!("algorithms = [\"RS256\"]\njwks_url = \"{}\"", jwks.url),
-        )
-    });
+    rewrite(&file, |t| with_jwks_url(t, &jwks.url));
     let served = serve(&file);
     assert!(
         wait_for(|| served.output().contains("jwks refresh failed")).await,
