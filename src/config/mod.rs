@@ -169,13 +169,19 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl ConfigError {
-    fn single(path: &str, message: impl Into<String>) -> Self {
+impl Problem {
+    fn new(path: &str, message: impl Into<String>) -> Self {
         Self {
-            problems: vec![Problem {
-                path: path.into(),
-                message: message.into(),
-            }],
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Problem> for ConfigError {
+    fn from(problem: Problem) -> Self {
+        Self {
+            problems: vec![problem],
         }
     }
 }
@@ -218,7 +224,7 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     let text = match (&source.text, &source.file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::single(
+            Problem::new(
                 "--config",
                 format!("cannot read file {}: {}", path.display(), e.kind()),
             )
@@ -239,14 +245,10 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .and_then(|layered| layered.collect())
         .map_err(|e| secret_free(e, &text))?;
     let mut tree = config::Value::new(None, config::ValueKind::Table(layered));
-    let mut unresolved = Vec::new();
-    secret::resolve_references(&mut tree, &source.env, &mut unresolved);
-
-    let mut unknown = Vec::new();
-    let raw: raw::RawConfig = serde_ignored::deserialize(tree, |path| {
-        unknown.push(path.to_string());
-    })
-    .map_err(|e| secret_free(e, &text))?;
+    // Keys dropped from the tree: references that did not resolve, values of the wrong type.
+    let mut dropped = Vec::new();
+    secret::resolve_references(&mut tree, &source.env, &mut dropped);
+    let (raw, unknown) = read_raw(tree, &text, &mut dropped)?;
 
     let mut problems: Vec<Problem> = unknown
         .into_iter()
@@ -257,18 +259,18 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .collect();
     let mut built = Vec::new();
     let settings = build::build(raw, &source.env, &mut built);
-    // A key whose reference did not resolve was dropped (a list keeps the text): what the build
-    // says of it then ("is required", "is not an address") would be a second problem for it.
+    // What the build says of a dropped key ("is required", "is not an address") would be a
+    // second problem for it.
     built.retain(|problem| {
-        !unresolved.iter().any(|reference: &Problem| {
-            reference
+        !dropped.iter().any(|reason: &Problem| {
+            reason
                 .path
                 .strip_prefix(problem.path.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
         })
     });
-    unresolved.sort_by(|a, b| a.path.cmp(&b.path));
-    problems.append(&mut unresolved);
+    dropped.sort_by(|a, b| a.path.cmp(&b.path));
+    problems.append(&mut dropped);
     problems.append(&mut built);
     if problems.is_empty() {
         Ok(settings)
@@ -277,13 +279,109 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     }
 }
 
+/// Reads the layered tree into the file's shape, and the unknown keys met on the way. A value
+/// of the wrong type is a problem at its key; the key is dropped (an element of a list takes
+/// the whole list, so that later elements keep their indices) and the tree read again, so that
+/// every such value is reported, not only the first. Each round drops a key, so it ends.
+fn read_raw(
+    mut tree: config::Value,
+    text: &str,
+    dropped: &mut Vec<Problem>,
+) -> Result<(raw::RawConfig, Vec<String>), ConfigError> {
+    loop {
+        let mut unknown = Vec::new();
+        let read = serde_ignored::deserialize(tree.clone(), |path| {
+            unknown.push(path.to_string());
+        });
+        match read {
+            Ok(raw) => return Ok((raw, unknown)),
+            Err(error) => {
+                let problem = secret_free(error, text);
+                let removed = remove_at(&mut tree, &problem.path);
+                dropped.push(problem);
+                if !removed {
+                    return Err(ConfigError {
+                        problems: std::mem::take(dropped),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Removes the value at `path`, written as problems name keys (`apps.a.grants`,
+/// `accounts.main.signing_keys[0].sid`), from `tree`; an element of a list takes the whole
+/// list. Returns whether anything was removed.
+fn remove_at(tree: &mut config::Value, path: &str) -> bool {
+    use config::ValueKind;
+
+    enum Found {
+        No,
+        Removed,
+        /// `path` is this value: its parent removes it.
+        Here,
+    }
+
+    fn find(value: &mut config::Value, at: &str, path: &str) -> Found {
+        if at == path {
+            return Found::Here;
+        }
+        match &mut value.kind {
+            ValueKind::Table(table) => {
+                let mut hit = None;
+                for (key, child) in table.iter_mut() {
+                    let child_at = if at.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{at}.{key}")
+                    };
+                    if !path.starts_with(&child_at) {
+                        continue;
+                    }
+                    match find(child, &child_at, path) {
+                        Found::No => {}
+                        Found::Removed => return Found::Removed,
+                        Found::Here => {
+                            hit = Some(key.clone());
+                            break;
+                        }
+                    }
+                }
+                match hit {
+                    Some(key) => {
+                        table.remove(&key);
+                        Found::Removed
+                    }
+                    None => Found::No,
+                }
+            }
+            ValueKind::Array(items) => {
+                for (i, child) in items.iter_mut().enumerate() {
+                    let child_at = format!("{at}[{i}]");
+                    if path.starts_with(&child_at) {
+                        match find(child, &child_at, path) {
+                            Found::No => {}
+                            Found::Removed => return Found::Removed,
+                            Found::Here => return Found::Here,
+                        }
+                    }
+                }
+                Found::No
+            }
+            _ => Found::No,
+        }
+    }
+
+    matches!(find(tree, "", path), Found::Removed)
+}
+
 /// The `config` crate's error without what it quotes: a type error quotes the value it found
 /// (an Auth Token written as a string where a list belongs), a TOML syntax error the line it is
 /// on. Either may be a secret, so the problem names the key, or the line and column, instead.
-fn secret_free(error: config::ConfigError, text: &str) -> ConfigError {
+fn secret_free(error: config::ConfigError, text: &str) -> Problem {
     use config::ConfigError as E;
     match error {
-        E::Type { key, expected, .. } => ConfigError::single(
+        E::Type { key, expected, .. } => Problem::new(
             &key.map_or_else(|| "(file)".into(), |key| dotted(&key)),
             format!("{NOT_SHOWN}: expected {expected}"),
         ),
@@ -291,10 +389,10 @@ fn secret_free(error: config::ConfigError, text: &str) -> ConfigError {
             error,
             key: Some(key),
             ..
-        } => ConfigError::single(&dotted(&key), without_value(&error.to_string())),
+        } => Problem::new(&dotted(&key), without_value(&error.to_string())),
         E::FileParse { cause, .. } => {
             let Some(syntax) = cause.downcast_ref::<toml::de::Error>() else {
-                return ConfigError::single("(file)", "not valid TOML");
+                return Problem::new("(file)", "not valid TOML");
             };
             let at = syntax.span().map_or(0, |span| span.start.min(text.len()));
             let before = &text.as_bytes()[..at];
@@ -304,12 +402,12 @@ fn secret_free(error: config::ConfigError, text: &str) -> ConfigError {
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |nl| nl + 1);
             let column = at - line_start + 1;
-            ConfigError::single(
+            Problem::new(
                 &format!("(file) line {line}, column {column}"),
                 format!("not valid TOML: {}", syntax.message()),
             )
         }
-        other => ConfigError::single("(file)", without_value(&other.to_string())),
+        other => Problem::new("(file)", without_value(&other.to_string())),
     }
 }
 

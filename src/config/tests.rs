@@ -457,6 +457,53 @@ fn type_and_syntax_errors_say_where_not_what() {
 }
 
 #[test]
+fn every_value_of_the_wrong_type_is_reported_with_the_other_problems() {
+    let broken = VALID
+        // In a list of tables, in a list, in a nested table, and a whole table.
+        .replace(
+            "secret = \"env:SECRET2\"",
+            &format!("secret = [\"{SECRET}\"]"),
+        )
+        .replace(
+            "rooms = [\"support-*\"]",
+            &format!("rooms = [\"support-*\", [\"{SECRET}\"]]"),
+        )
+        .replace("incoming = true", &format!("incoming = [\"{SECRET}\"]"))
+        .replace(
+            "[apps.edge.grants.sync]\nservice_sid = \"IS00112233445566778899aabbccddeeff\"",
+            &format!("grants = \"{SECRET}\""),
+        )
+        .replace("[apps.edge]\naccount", "[apps.edge]\nacount")
+        .replace("ttl = \"30m\"", "ttl = \"30 fortnights\"")
+        .replace(
+            "account_sid = \"env:ACCOUNT\"",
+            "account_sid = \"env:NOPE\"",
+        );
+    let error = load_text(&broken).unwrap_err();
+    let problems = &error.problems;
+    let wrong = "wrong type or value (not shown): expected";
+    assert_problem(problems, "accounts.main.signing_keys[1].secret", wrong);
+    assert_problem(problems, "apps.support.grants.video.rooms[1]", wrong);
+    assert_problem(problems, "apps.support.grants.voice.incoming", wrong);
+    assert_problem(problems, "apps.edge.grants", wrong);
+    // The rest of the file is still read and checked.
+    assert_problem(problems, "apps.edge.acount", "unknown key");
+    assert_problem(problems, "apps.support.ttl", "\"30 fortnights\"");
+    assert_problem(problems, "accounts.main.account_sid", "NOPE");
+    // A dropped key is one problem: not also "is required" or "offers no grant".
+    for path in [
+        "accounts.main.signing_keys[1].secret",
+        "apps.support.grants.video.rooms",
+        "apps.edge.grants",
+    ] {
+        let at = problems.iter().filter(|p| p.path.starts_with(path)).count();
+        assert_eq!(at, 1, "{path}: {problems:#?}");
+    }
+    let shown = format!("{error}\n{error:?}");
+    assert!(!shown.contains(SECRET), "a value was shown: {shown}");
+}
+
+#[test]
 fn file_references_are_read_once_at_load() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "{SECRET}").unwrap();
