@@ -1,6 +1,7 @@
 //! Who the client is, for rate limits and the audit log.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -16,10 +17,13 @@ pub fn client_address(
     let peer = peer?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
+        if headers.contains_key(X_FORWARDED_FOR) {
+            warn_unlisted_proxy(peer);
+        }
         return Some(peer);
     }
     let hops = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -39,6 +43,24 @@ pub fn client_address(
         }
     }
     Some(client)
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// A peer outside `server.trusted_proxies` that sends `X-Forwarded-For` is most likely a proxy
+/// nobody listed: every client behind it then shares its address, in the audit log and in the
+/// failed-authentication budget, so a few bad tokens lock them all out. Said once per process,
+/// at the first such request (a client may send the header itself, hence a warning, not more).
+fn warn_unlisted_proxy(peer: IpAddr) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "a request came with X-Forwarded-For from a peer that is not in \
+             server.trusted_proxies, so its clients are counted as the peer's address; \
+             list the proxy there if tokenmint is behind one"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -453,6 +453,60 @@ async fn logs_hold_audit_events_but_never_secrets_tokens_or_credentials() {
     assert_eq!(denied_codes, ["unauthenticated", "invalid_request"]);
 }
 
+/// Mints from `support` once per entry, with `X-Forwarded-For: <entry>` when there is one, then
+/// stops the server: its logs, and the `client` of each `token_minted` record.
+async fn mint_forwarded(extra: &str, forwarded: &[Option<&str>]) -> (String, Vec<String>) {
+    let file = config_file(extra);
+    let served = serve(&file);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/apps/support/token", served.addr);
+    for hop in forwarded {
+        let mut request = client.post(&url).bearer_auth(hs_caller("lena"));
+        if let Some(hop) = hop {
+            request = request.header("X-Forwarded-For", *hop);
+        }
+        expect(request.send().await.unwrap(), 200).await;
+    }
+    let (_, logs) = stop(served);
+    let clients = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["event"] == "token_minted")
+        .map(|event| event["client"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (logs, clients)
+}
+
+const UNLISTED_PROXY: &str = "X-Forwarded-For from a peer that is not in server.trusted_proxies";
+
+#[tokio::test]
+async fn forwarded_requests_from_an_unlisted_proxy_are_warned_of_once() {
+    let (logs, clients) = mint_forwarded(
+        "",
+        &[None, Some("203.0.113.7"), Some("203.0.113.8, 198.51.100.1")],
+    )
+    .await;
+    // The header is not believed from a peer nobody listed.
+    assert_eq!(clients, ["127.0.0.1"; 3], "{logs}");
+    let warnings: Vec<Value> = logs
+        .lines()
+        .filter(|line| line.contains(UNLISTED_PROXY))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert_eq!(warnings[0]["level"], "WARN");
+    assert_eq!(warnings[0]["peer"], "127.0.0.1");
+
+    // A listed proxy is believed, and nothing is said.
+    let (logs, clients) = mint_forwarded(
+        r#"trusted_proxies = ["127.0.0.1/32"]"#,
+        &[Some("203.0.113.7")],
+    )
+    .await;
+    assert_eq!(clients, ["203.0.113.7"], "{logs}");
+    assert!(!logs.contains(UNLISTED_PROXY), "{logs}");
+}
+
 /// The `request_id` of every `token_minted` record in `logs`, in the order written.
 fn minted_request_ids(logs: &str) -> Vec<String> {
     logs.lines()
