@@ -259,16 +259,18 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .collect();
     let mut built = Vec::new();
     let settings = build::build(raw, &source.env, &mut built);
-    // What the build says of a dropped key ("is required", "is not an address") would be a
-    // second problem for it.
-    built.retain(|problem| {
-        !dropped.iter().any(|reason: &Problem| {
-            reason
-                .path
-                .strip_prefix(problem.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
-        })
-    });
+    // What the build says of a dropped key ("is required", "is not an address"), of the list
+    // it was in, or of what was under it would be a second problem for it.
+    let follows = |problem: &Problem, reason: &Problem| {
+        let (at, dropped) = (problem.path.as_str(), reason.path.as_str());
+        dropped
+            .strip_prefix(at)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+            || at
+                .strip_prefix(dropped)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    built.retain(|problem| !dropped.iter().any(|reason| follows(problem, reason)));
     dropped.sort_by(|a, b| a.path.cmp(&b.path));
     problems.append(&mut dropped);
     problems.append(&mut built);
@@ -300,9 +302,9 @@ fn read_raw(
                 let removed = remove_at(&mut tree, &problem.path);
                 dropped.push(problem);
                 if !removed {
-                    return Err(ConfigError {
-                        problems: std::mem::take(dropped),
-                    });
+                    let mut problems = std::mem::take(dropped);
+                    problems.sort_by(|a, b| a.path.cmp(&b.path));
+                    return Err(ConfigError { problems });
                 }
             }
         }
@@ -311,7 +313,9 @@ fn read_raw(
 
 /// Removes the value at `path`, written as problems name keys (`apps.a.grants`,
 /// `accounts.main.signing_keys[0].sid`), from `tree`; an element of a list takes the whole
-/// list. Returns whether anything was removed.
+/// list. A named account, authenticator or app becomes an empty table instead, so that what
+/// names it is not told it is not configured (the build's problems with the empty entry are
+/// follow-ups, and filtered). Returns whether anything was removed.
 fn remove_at(tree: &mut config::Value, path: &str) -> bool {
     use config::ValueKind;
 
@@ -348,6 +352,11 @@ fn remove_at(tree: &mut config::Value, path: &str) -> bool {
                     }
                 }
                 match hit {
+                    Some(key) if matches!(at, "accounts" | "auth" | "apps") => {
+                        let empty = ValueKind::Table(config::Map::new());
+                        table.insert(key, config::Value::new(None, empty));
+                        Found::Removed
+                    }
                     Some(key) => {
                         table.remove(&key);
                         Found::Removed
@@ -383,7 +392,7 @@ fn secret_free(error: config::ConfigError, text: &str) -> Problem {
     match error {
         E::Type { key, expected, .. } => Problem::new(
             &key.map_or_else(|| "(file)".into(), |key| dotted(&key)),
-            format!("{NOT_SHOWN}: expected {expected}"),
+            not_shown(expected),
         ),
         E::At {
             error,
@@ -430,9 +439,20 @@ const NOT_SHOWN: &str = "wrong type or value (not shown)";
 /// never contains ", expected ", so the last one ends the quoted value.
 fn without_value(message: &str) -> String {
     match message.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("{NOT_SHOWN}: expected {expected}"),
+        Some((_, expected)) => not_shown(expected),
         None => message.to_owned(),
     }
+}
+
+/// What was expected, in the file's terms: serde names a table by the type it fills
+/// (`struct RawAccount`), which means nothing to whoever wrote the file.
+fn not_shown(expected: &str) -> String {
+    let expected = if expected.starts_with("struct ") || expected == "a map" {
+        "a table"
+    } else {
+        expected
+    };
+    format!("{NOT_SHOWN}: expected {expected}")
 }
 
 #[cfg(test)]
