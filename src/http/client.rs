@@ -47,19 +47,37 @@ pub fn client_address(
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// A peer outside `server.trusted_proxies` that sends `X-Forwarded-For` is most likely a proxy
-/// nobody listed: every client behind it then shares its address, in the audit log and in the
-/// failed-authentication budget, so a few bad tokens lock them all out. Said once per process,
-/// at the first such request (a client may send the header itself, hence a warning, not more).
+/// A peer outside `server.trusted_proxies` that sends `X-Forwarded-For` from a private
+/// address is most likely a proxy nobody listed: every client behind it then shares its
+/// address, in the audit log and in the failed-authentication budget, so a few bad tokens lock
+/// them all out. Said once per process, at the first such token request. A peer on a public
+/// address is not warned of: clients on the internet send the header too (a corporate proxy),
+/// and one of them must not be able to use up the warning, nor be named as the proxy to list.
 fn warn_unlisted_proxy(peer: IpAddr) {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
+    if is_private(peer) && !WARNED.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed)
+    {
         tracing::warn!(
             %peer,
             "a request came with X-Forwarded-For from a peer that is not in \
              server.trusted_proxies, so its clients are counted as the peer's address; \
-             list the proxy there if tokenmint is behind one"
+             if the peer is a proxy of yours, list it there"
         );
+    }
+}
+
+/// Loopback, private, link-local and shared (carrier-grade NAT) addresses: where the proxies
+/// in front of a container sit.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && b & 0xc0 == 64)
+        }
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
     }
 }
 
@@ -125,6 +143,26 @@ mod tests {
             ip("10.0.0.2")
         );
         assert_eq!(client_address(None, &HeaderMap::new(), &trusted()), None);
+    }
+
+    #[test]
+    fn only_private_peers_are_taken_for_an_unlisted_proxy() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.0.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["203.0.113.7", "100.128.0.1", "172.32.0.1", "2001:db8::1"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]
