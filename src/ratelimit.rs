@@ -1,4 +1,4 @@
-//! Rate limits: tokens per app and caller, and failed authentications per client address.
+//! Rate limits: tokens per app and identity, and failed authentications per client address.
 //!
 //! State is per replica and in memory (GCRA buckets from `governor`); idle keys are swept
 //! periodically so memory stays bounded however many distinct callers or addresses appear.
@@ -71,7 +71,8 @@ impl RateLimits {
         }
     }
 
-    /// Takes one token from `caller`'s bucket for `app`; `Err` holds the seconds to wait.
+    /// Takes one token from `caller`'s bucket for `app` (the identity being minted, see the
+    /// token handler); `Err` holds the seconds to wait.
     pub fn check_caller(&self, app: &str, caller: &str) -> Result<(), u64> {
         let Some(limiter) = self.apps.get(app) else {
             return Ok(());

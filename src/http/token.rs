@@ -153,10 +153,17 @@ async fn mint(
             return Err(ApiError::from_auth(error, bearer));
         }
     };
-    runtime
-        .limits
-        .check_caller(app_name, &principal.subject)
-        .map_err(|wait| ApiError::rate_limited(wait).with_reason("caller_rate"))?;
+    // Per identity, taken before the request fields are read, so that a request refused later
+    // still counts; a caller whose identity cannot be rendered (and is refused below) counts
+    // against its subject.
+    if app.rate_limit.is_some() {
+        let identity = app.policy.identity_of(&principal);
+        let bucket = identity.as_deref().unwrap_or(&principal.subject);
+        runtime
+            .limits
+            .check_caller(app_name, bucket)
+            .map_err(|wait| ApiError::rate_limited(wait).with_reason("caller_rate"))?;
+    }
 
     let mint_request = read_request(request, limit).await?;
     let minted = Runtime::mint(app, &principal, &mint_request, now).map_err(|e| match e {

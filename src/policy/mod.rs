@@ -254,6 +254,16 @@ impl AppPolicy {
         })
     }
 
+    /// `principal`'s identity in this app: its template rendered with the caller's claims.
+    pub fn identity_of(&self, principal: &Principal) -> Result<String, Denial> {
+        self.identity.render(principal).map_err(|claim| {
+            deny(
+                DenialCode::InvalidIdentity,
+                format!("identity template needs claim {claim:?}, which the caller lacks"),
+            )
+        })
+    }
+
     /// Decides what `principal` receives for `request`.
     pub fn plan(&self, principal: &Principal, request: &MintRequest) -> Result<MintPlan, Denial> {
         use DenialCode::*;
@@ -277,12 +287,7 @@ impl AppPolicy {
 
         let kinds = self.choose_kinds(principal, request)?;
 
-        let identity = self.identity.render(principal).map_err(|claim| {
-            deny(
-                InvalidIdentity,
-                format!("identity template needs claim {claim:?}, which the caller lacks"),
-            )
-        })?;
+        let identity = self.identity_of(principal)?;
         for kind in &kinds {
             if let Some(problem) = identity_problem(*kind, &identity) {
                 return Err(deny(

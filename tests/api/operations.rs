@@ -103,6 +103,53 @@ async fn a_noisy_caller_is_rate_limited_while_others_still_mint() {
 }
 
 #[tokio::test]
+async fn the_rate_limit_is_per_identity_not_per_subject() {
+    let (toml, file) = standard_config(Keys::File);
+    let toml = toml
+        .replacen("identity = \"{sub}\"", "identity = \"team_{team}\"", 1)
+        .replace(
+            "max_ttl = \"4h\"",
+            "max_ttl = \"4h\"\nrate_limit = \"2/min\"",
+        );
+    assert!(toml.contains("team_{team}"));
+    let app = spawn_with(&toml, file).await;
+    let caller = |sub: &str, team: Option<&str>| {
+        let mut claims = claims(sub);
+        if let Some(team) = team {
+            claims["team"] = json!(team);
+        }
+        sign(
+            jsonwebtoken::Algorithm::RS256,
+            &rsa_a(),
+            Some("rsa-a"),
+            &claims,
+        )
+    };
+    let mint = |token: String| {
+        let app = &app;
+        async move { app.post("/apps/support/token", Some(&token), None).await }
+    };
+
+    // Two subjects, one identity: one bucket.
+    let minted = expect(mint(caller("alice", Some("blue"))).await, 200).await;
+    assert_eq!(minted["identity"], "team_blue");
+    expect(mint(caller("bob", Some("blue"))).await, 200).await;
+    expect_problem(
+        mint(caller("carol", Some("blue"))).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    expect(mint(caller("alice", Some("red"))).await, 200).await;
+
+    // A caller without the claim is refused, and still counts, against its subject.
+    for _ in 0..2 {
+        expect_problem(mint(caller("dave", None)).await, 403, "invalid_identity").await;
+    }
+    expect_problem(mint(caller("dave", None)).await, 429, "rate_limited").await;
+}
+
+#[tokio::test]
 async fn failed_authentications_are_limited_per_client_address_from_the_right_most_hop() {
     let (toml, file) = standard_config(Keys::File);
     let toml = toml.replace(
