@@ -37,10 +37,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem::new(path, message));
     }
 
     fn required(&mut self, path: &str, raw: &Option<String>) -> Option<String> {

@@ -170,7 +170,7 @@ impl fmt::Display for ConfigError {
 }
 
 impl Problem {
-    fn new(path: &str, message: impl Into<String>) -> Self {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
@@ -252,10 +252,7 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
 
     let mut problems: Vec<Problem> = unknown
         .into_iter()
-        .map(|path| Problem {
-            path,
-            message: "unknown key".into(),
-        })
+        .map(|path| Problem::new(path, "unknown key"))
         .collect();
     let mut built = Vec::new();
     let settings = build::build(raw, &source.env, &mut built);
@@ -334,11 +331,7 @@ fn remove_at(tree: &mut config::Value, path: &str) -> bool {
             ValueKind::Table(table) => {
                 let mut hit = None;
                 for (key, child) in table.iter_mut() {
-                    let child_at = if at.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{at}.{key}")
-                    };
+                    let child_at = key_path(at, key);
                     if !path.starts_with(&child_at) {
                         continue;
                     }
@@ -384,6 +377,15 @@ fn remove_at(tree: &mut config::Value, path: &str) -> bool {
     matches!(find(tree, "", path), Found::Removed)
 }
 
+/// The path of `key` in the table at `parent`, as problems name it (`apps.support.ttl`).
+fn key_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
 /// The `config` crate's error without what it quotes: a type error quotes the value it found
 /// (an Auth Token written as a string where a list belongs), a TOML syntax error the line it is
 /// on. Either may be a secret, so the problem names the key, or the line and column, instead.
@@ -391,14 +393,14 @@ fn secret_free(error: config::ConfigError, text: &str) -> Problem {
     use config::ConfigError as E;
     match error {
         E::Type { key, expected, .. } => Problem::new(
-            &key.map_or_else(|| "(file)".into(), |key| dotted(&key)),
+            key.map_or_else(|| "(file)".into(), |key| dotted(&key)),
             not_shown(expected),
         ),
         E::At {
             error,
             key: Some(key),
             ..
-        } => Problem::new(&dotted(&key), without_value(&error.to_string())),
+        } => Problem::new(dotted(&key), without_value(&error.to_string())),
         E::FileParse { cause, .. } => {
             let Some(syntax) = cause.downcast_ref::<toml::de::Error>() else {
                 return Problem::new("(file)", "not valid TOML");
@@ -412,7 +414,7 @@ fn secret_free(error: config::ConfigError, text: &str) -> Problem {
                 .map_or(0, |nl| nl + 1);
             let column = at - line_start + 1;
             Problem::new(
-                &format!("(file) line {line}, column {column}"),
+                format!("(file) line {line}, column {column}"),
                 format!("not valid TOML: {}", syntax.message()),
             )
         }

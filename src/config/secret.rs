@@ -5,7 +5,7 @@ use std::path::Path;
 
 use config::{Value, ValueKind};
 
-use super::Problem;
+use super::{Problem, key_path};
 
 /// Where environment variables are read from: the process, or a fixed map in tests.
 #[derive(Debug, Clone, Default)]
@@ -88,10 +88,7 @@ fn walk(
                 false
             }
             Err(message) => {
-                problems.push(Problem {
-                    path: path.to_owned(),
-                    message,
-                });
+                problems.push(Problem::new(path, message));
                 true
             }
         },
@@ -99,12 +96,7 @@ fn walk(
             let mut unresolved = Vec::new();
             for (key, child) in table.iter_mut() {
                 steps.push(key.clone());
-                let child_path = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                if walk(child, steps, &child_path, env, problems) {
+                if walk(child, steps, &key_path(path, key), env, problems) {
                     unresolved.push(key.clone());
                 }
                 steps.pop();
