@@ -526,69 +526,67 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
             path,
             "needs exactly one key source: jwks_url, jwks_file or hs256_secret",
         );
-        return None;
     }
-    let keys = if let Some(url) = &raw.jwks_url {
-        let url_path = format!("{path}.jwks_url");
+    if (raw.jwks_url.is_some() || raw.jwks_file.is_some()) && algorithms.iter().any(is_hmac) {
+        b.problem(
+            format!("{path}.algorithms"),
+            "HMAC algorithms cannot be used with a public key set",
+        );
+    }
+    // Every source given is checked, so that its problems show with the one above.
+    let mut keys = None;
+    if let Some(url) = &raw.jwks_url {
         if let Err(message) = check_https_or_loopback(url) {
-            b.problem(&url_path, message);
+            b.problem(format!("{path}.jwks_url"), message);
         }
-        if algorithms.iter().any(is_hmac) {
-            b.problem(
-                format!("{path}.algorithms"),
-                "HMAC algorithms cannot be used with a public key set",
-            );
-        }
-        KeySource::Remote {
+        keys = Some(KeySource::Remote {
             url: url.clone(),
             cache_ttl,
             refetch_cooldown,
             max_stale,
-        }
-    } else if let Some(file) = &raw.jwks_file {
+        });
+    }
+    if let Some(file) = &raw.jwks_file {
         let file_path = format!("{path}.jwks_file");
-        if algorithms.iter().any(is_hmac) {
-            b.problem(
-                format!("{path}.algorithms"),
-                "HMAC algorithms cannot be used with a public key set",
-            );
-        }
-        let document = match std::fs::read(file) {
-            Ok(document) => document,
+        keys = match std::fs::read(file) {
+            Ok(document) => match KeySet::from_jwks(&document) {
+                Ok(keys) => Some(KeySource::Static(Arc::new(keys))),
+                Err(reason) => {
+                    b.problem(&file_path, format!("{file}: {reason}"));
+                    None
+                }
+            },
             Err(e) => {
                 b.problem(&file_path, format!("cannot read file {file}: {}", e.kind()));
-                return None;
+                None
             }
         };
-        match KeySet::from_jwks(&document) {
-            Ok(keys) => KeySource::Static(Arc::new(keys)),
-            Err(reason) => {
-                b.problem(&file_path, format!("{file}: {reason}"));
-                return None;
-            }
-        }
-    } else {
+    }
+    if let Some(raw_secret) = &raw.hs256_secret {
         let secret_path = format!("{path}.hs256_secret");
-        let raw_secret = raw.hs256_secret.as_deref().unwrap_or_default();
-        let secret = b.secret(&secret_path, raw_secret)?;
-        let bytes = secrecy::ExposeSecret::expose_secret(&secret).as_bytes();
-        if bytes.len() < MIN_HS256_SECRET_BYTES {
-            b.problem(&secret_path, "must be at least 32 bytes");
-        }
         if algorithms.iter().any(|alg| *alg != Algorithm::HS256) {
             b.problem(
                 format!("{path}.algorithms"),
                 "an hs256_secret verifies HS256 only",
             );
         }
-        KeySource::Static(Arc::new(KeySet::hmac(bytes)))
-    };
+        keys = b.secret(&secret_path, raw_secret).map(|secret| {
+            let bytes = secrecy::ExposeSecret::expose_secret(&secret).as_bytes();
+            if bytes.len() < MIN_HS256_SECRET_BYTES {
+                b.problem(&secret_path, "must be at least 32 bytes");
+            }
+            KeySource::Static(Arc::new(KeySet::hmac(bytes)))
+        });
+    }
+    if sources != 1 {
+        return None;
+    }
     Some(JwtSettings {
         issuer: issuer?,
         audiences,
         algorithms,
         leeway_secs: leeway.as_secs(),
-        keys,
+        keys: keys?,
     })
 }
 
@@ -773,22 +771,16 @@ fn app(
             }
         });
 
-    let grants = grants(b, &path, &raw.grants);
-    let policy_grants = grants?;
+    let policy_grants = grants(b, &path, &raw.grants);
 
-    let identity = identity?;
+    // Checked on whichever of the two parsed, so one's problems do not hide the other's.
     if let Some(authenticator) = authenticator {
         let auth_name = raw.auth.as_deref().unwrap_or_default();
-        let mut claims: Vec<(&str, String)> = identity
-            .claims()
+        let identity_claims = identity.iter().flat_map(|t| t.claims());
+        let grant_claims = policy_grants.iter().flat_map(|g| g.claims());
+        let claims = identity_claims
             .map(|c| (c, format!("{path}.identity")))
-            .collect();
-        claims.extend(
-            policy_grants
-                .claims()
-                .into_iter()
-                .map(|c| (c, format!("{path}.grants"))),
-        );
+            .chain(grant_claims.map(|c| (c, format!("{path}.grants"))));
         for (claim, at) in claims {
             if !authenticator.supplies_claim(claim) {
                 b.problem(
@@ -804,10 +796,10 @@ fn app(
     Some(App {
         policy: AppPolicy {
             name: name.to_owned(),
-            identity,
+            identity: identity?,
             ttl_secs: ttl.as_secs(),
             max_ttl_secs: max_ttl.as_secs().min(MAX_TTL_SECS),
-            grants: policy_grants,
+            grants: policy_grants?,
         },
         account: account?,
         auth: raw.auth.clone()?,

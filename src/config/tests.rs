@@ -286,6 +286,7 @@ issuer = ""
 audiences = []
 algorithms = ["none", "RS256"]
 jwks_url = "http://idp.example.com/jwks.json"
+jwks_file = "/nonexistent/jwks.json"
 
 [auth.short]
 kind = "jwt"
@@ -311,6 +312,8 @@ rate_limit = "lots"
 
 [apps.support.grants.voice]
 outgoing_application_sid = "XX00112233445566778899aabbccddeeff"
+[apps.support.grants.video]
+rooms = []
 [apps.support.grants.fax]
 number = "1"
 "#;
@@ -328,7 +331,10 @@ number = "1"
     assert_problem(&problems, "auth.corp.issuer", "empty");
     assert_problem(&problems, "auth.corp.audiences", "at least one");
     assert_problem(&problems, "auth.corp.algorithms[0]", "\"none\"");
+    // Two key sources are one problem, and each source's own problems are reported with it.
+    assert_problem(&problems, "auth.corp", "exactly one key source");
     assert_problem(&problems, "auth.corp.jwks_url", "https");
+    assert_problem(&problems, "auth.corp.jwks_file", "cannot read");
     assert_problem(&problems, "auth.short.hs256_secret", "32 bytes");
     assert_problem(
         &problems,
@@ -337,7 +343,9 @@ number = "1"
     );
     assert_problem(&problems, "auth.edge", "trusted_proxies");
     assert_problem(&problems, "apps.support.account", "\"ghost\"");
+    // Found although the app's grants have a problem of their own (the video rooms).
     assert_problem(&problems, "apps.support.identity", "\"email\"");
+    assert_problem(&problems, "apps.support.grants.video.rooms", "");
     assert_problem(&problems, "apps.support.max_ttl", "24h");
     assert_problem(&problems, "apps.support.cors_origins[0]", "wildcard");
     assert_problem(&problems, "apps.support.cors_origins[1]", "no path");
