@@ -246,6 +246,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
         .max_buf_size(MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -59,6 +59,40 @@ async fn a_client_dripping_its_headers_is_disconnected_at_the_header_read_timeou
     expect(app.get("/healthz", None).await, 200).await;
 }
 
+/// The status line the server answers to a GET of `/healthz` whose head is `size` bytes in all,
+/// made up to that size by one `X-Pad` header.
+async fn status_for_a_head_of(app: &TestApp, size: usize) -> String {
+    let start = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ";
+    let end = "\r\n\r\n";
+    let head = format!("{start}{}{end}", "a".repeat(size - start.len() - end.len()));
+    assert_eq!(head.len(), size);
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_head_over_64_kib_is_answered_431() {
+    let app = spawn_app().await;
+    let limit = 64 * 1024;
+    assert_eq!(
+        status_for_a_head_of(&app, limit).await,
+        "HTTP/1.1 200 OK",
+        "a head of exactly 64 KiB"
+    );
+    for size in [limit + 1, 100_000] {
+        assert_eq!(
+            status_for_a_head_of(&app, size).await,
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "a head of {size} bytes"
+        );
+    }
+    expect(app.get("/healthz", None).await, 200).await;
+}
+
 /// Whether the server hangs up on `stream` within `limit`, reading (and dropping) whatever it
 /// answers first.
 async fn hung_up_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
