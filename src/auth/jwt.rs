@@ -34,8 +34,9 @@ pub const MAX_JWKS_KEYS: usize = 50;
 /// Smallest and largest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
-/// NumericDate values must be exact in an f64 and non-negative.
-const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0; // 2^53
+/// NumericDate values must be non-negative and before the year 10000 (the last date RFC 3339
+/// can write), so a token that claims to live for millennia is refused, not believed.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_800.0; // 10000-01-01T00:00:00Z
 
 /// Where a `jwt` authenticator's keys come from.
 pub enum KeySource {
@@ -517,7 +518,7 @@ fn is_caller_typ(typ: &str) -> bool {
 }
 
 /// A NumericDate claim: `Ok(None)` when absent, an error when present but not a non-negative
-/// number that fits an f64 exactly.
+/// number before [`MAX_NUMERIC_DATE`].
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),

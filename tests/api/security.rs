@@ -1062,6 +1062,8 @@ async fn a_missing_or_malformed_exp_is_refused() {
         ("very negative", Some(json!(i64::MIN))),
         ("u64::MAX", Some(json!(u64::MAX))),
         ("2^53", Some(json!(9_007_199_254_740_992_u64))),
+        ("1e15", Some(json!(1e15))),
+        ("the year 10000", Some(json!(253_402_300_800_u64))),
         ("1e300", Some(json!(1e300))),
         ("bool", Some(json!(true))),
         ("array", Some(json!([unix_now() + 300]))),
