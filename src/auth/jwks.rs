@@ -38,7 +38,7 @@ pub struct RemoteKeys {
     loaded: ArcSwapOption<Loaded>,
     /// When the last on-demand fetch (for an unknown `kid`, or with no keys yet) started; held
     /// during that fetch so concurrent misses share it. Scheduled refreshes do not count.
-    last_refetch: Mutex<Option<Instant>>,
+    last_refetch: Arc<Mutex<Option<Instant>>>,
     started: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -76,7 +76,7 @@ impl RemoteKeys {
             refetch_cooldown,
             max_stale,
             loaded: ArcSwapOption::empty(),
-            last_refetch: Mutex::new(None),
+            last_refetch: Arc::new(Mutex::new(None)),
             started: AtomicBool::new(false),
             metrics,
         }
@@ -114,7 +114,7 @@ impl RemoteKeys {
 
     /// Keys to verify a token with `kid`: the cached set, refetched once per cooldown when it
     /// lacks the `kid`. Without any key set the caller must retry later.
-    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
+    pub async fn keys_for(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
         match self.current() {
             Some(keys) if kid.is_none_or(|kid| keys.has_kid(kid)) => Ok(keys),
             Some(keys) => Ok(self.refetch().await.unwrap_or(keys)),
@@ -125,13 +125,24 @@ impl RemoteKeys {
     }
 
     /// Fetches unless a fetch started within the cooldown; returns the set afterwards.
-    async fn refetch(&self) -> Option<Arc<KeySet>> {
-        let mut last = self.last_refetch.lock().await;
+    ///
+    /// The fetch runs in a task of its own, which holds the lock until the keys are stored: a
+    /// request that started it and then went away (its client hung up, its deadline passed)
+    /// must not cancel it and leave the cooldown spent on nothing, or one request dropped at
+    /// once every cooldown would keep a provider's new key from ever being fetched on demand.
+    async fn refetch(self: &Arc<Self>) -> Option<Arc<KeySet>> {
+        let mut last = self.last_refetch.clone().lock_owned().await;
         if last.is_some_and(|at| at.elapsed() < self.refetch_cooldown) {
             return self.current();
         }
         *last = Some(Instant::now());
-        self.fetch_and_store().await;
+        let this = self.clone();
+        let fetch = tokio::spawn(async move {
+            this.fetch_and_store().await;
+            drop(last);
+        });
+        // A panic in the fetch leaves the keys as they were, as a failed fetch does.
+        let _ = fetch.await;
         self.current()
     }
 

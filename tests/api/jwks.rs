@@ -116,6 +116,36 @@ async fn a_rotated_in_key_verifies_after_one_refetch_and_a_removed_key_stops() {
 }
 
 #[tokio::test]
+async fn a_refetch_started_by_a_request_that_hangs_up_still_completes() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let app = ready_app(&server, |toml| toml).await;
+    // The provider rotates B's key in and takes 500 ms to answer.
+    server.set(JwksMode::Slow(Duration::from_millis(500), jwks_a_and_b()));
+
+    // A token with an unknown kid (no valid signature needed) starts the refetch, and its
+    // client hangs up while the provider is still answering.
+    let forged = token_b("eve", "no-such-kid");
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /apps/support/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {forged}\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || server.hits() == 2).await);
+    drop(stream);
+
+    // The fetch was not cancelled with the request: B's key arrives, within the cooldown that
+    // the hung-up request spent, with no second fetch.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let response = app
+        .post("/apps/support/token", Some(&token_b("bob", "rsa-b")), None)
+        .await;
+    expect(response, 200).await;
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
 async fn the_last_good_key_set_keeps_serving_when_the_provider_goes_down() {
     let server = JwksServer::start(JwksMode::Serve(jwks_a())).await;
     // Refresh every second so several refreshes fail during the test.
