@@ -52,24 +52,28 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let runtime = state.runtime();
-    let named = app_from_query(&request, path_app.is_some()).map(|query_app| {
-        path_app
-            .or(query_app)
-            .or_else(|| runtime.server.default_app.clone())
-            .unwrap_or_default()
-    });
-    let app_name = named.as_deref().unwrap_or_default();
+    let (app_name, query_error) = match app_from_query(&request, path_app.is_some()) {
+        Ok(query_app) => {
+            let named = path_app
+                .or(query_app)
+                .or_else(|| runtime.server.default_app.clone());
+            (named.unwrap_or_default(), None)
+        }
+        // A path that names the app still names it when the query is refused.
+        Err(error) => (path_app.unwrap_or_default(), Some(error)),
+    };
+    let app_name = app_name.as_str();
     let client_ip = client_address(client, request.headers(), &runtime.server.trusted_proxies);
     let deadline = request.extensions().get::<Deadline>().copied();
-    let outcome = match &named {
-        Ok(app_name) => {
+    let outcome = match query_error {
+        None => {
             within(
                 deadline,
                 mint(&runtime, app_name, request, client, client_ip),
             )
             .await
         }
-        Err(error) => Err(error.clone()),
+        Some(error) => Err(error),
     };
     let ctx = audit::Context {
         app: app_name,

@@ -193,6 +193,21 @@ async fn failed_authentications_are_limited_per_client_address_from_the_right_mo
 }
 
 #[tokio::test]
+async fn a_refused_query_is_counted_under_the_app_the_path_names() {
+    let app = spawn_app().await;
+    // The path chooses the app here, so a query naming it too is refused.
+    let response = app
+        .post("/apps/support/token?app=support", None, None)
+        .await;
+    expect_problem(response, 400, "invalid_request").await;
+    let text = metrics_text(&app).await;
+    assert!(
+        text.contains(r#"tokenmint_token_denials_total{app="support",code="invalid_request"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn requests_for_unknown_apps_cannot_create_metric_series() {
     let app = spawn_app().await;
     for name in ["made-up-1", "made-up-2"] {
