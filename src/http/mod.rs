@@ -135,21 +135,20 @@ pub fn token_router(state: AppState) -> Router {
             header::ACCESS_CONTROL_REQUEST_HEADERS,
         ]);
     Router::new()
-        // HEAD would run the GET handler and mint a token nobody sees.
         .route(
             "/token",
             get(token::default_app)
                 .post(token::default_app)
-                .head(method_not_allowed),
+                .head(token::method_not_allowed),
         )
         .route(
             "/apps/{app}/token",
             get(token::named_app)
                 .post(token::named_app)
-                .head(method_not_allowed),
+                .head(token::method_not_allowed),
         )
         // Before the CORS layer, so preflights reach it instead of the 405 fallback.
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(token::method_not_allowed)
         .layer(
             tower::ServiceBuilder::new()
                 .map_response(cors_only_for_allowed_origins)

@@ -80,7 +80,7 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
         request_id: &request_id,
         client: client_ip,
     };
-    let mut response = match outcome {
+    let response = match outcome {
         Ok((response, minted)) => {
             audit::minted(&ctx, &minted);
             if let Some(counters) = runtime.minted_counters.get(app_name) {
@@ -100,7 +100,22 @@ async fn handle(state: AppState, path_app: Option<String>, request: Request) -> 
             error.into_response()
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    answer(response, &request_id)
+}
+
+/// 405 for any method but GET and POST: HEAD would run the GET handler and mint a token nobody
+/// sees. Like every answer of the token routes, it carries the request id and `no-store`.
+pub async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let mut response = ApiError::method_not_allowed().into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    answer(response, &request_id(&headers))
+}
+
+/// What every answer of the token routes carries.
+fn answer(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     no_store(response)

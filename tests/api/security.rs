@@ -2052,7 +2052,10 @@ async fn a_wrong_method_is_405_without_an_authentication_challenge() {
     for path in [TOKEN_PATH, "/token", EDGE_PATH] {
         for method in [Method::PUT, Method::DELETE, Method::PATCH] {
             for bearer in [None, Some(valid.as_str()), Some("garbage")] {
-                let mut request = app.client.request(method.clone(), app.url(path));
+                let mut request = app
+                    .client
+                    .request(method.clone(), app.url(path))
+                    .header("x-request-id", "wrong-method-1");
                 if let Some(token) = bearer {
                     request = request.bearer_auth(token);
                 }
@@ -2060,8 +2063,24 @@ async fn a_wrong_method_is_405_without_an_authentication_challenge() {
                 let case = format!("{method} {path}, bearer {}", bearer.is_some());
                 let (headers, _) = problem(response, 405, "method_not_allowed", &case).await;
                 assert_no_challenge(&headers, &case);
+                // Like every token route answer; and HEAD, refused too, is not offered.
+                assert_eq!(headers["allow"], "GET, POST", "{case}");
+                assert_eq!(headers["x-request-id"], "wrong-method-1", "{case}");
+                assert_eq!(headers["cache-control"], "no-store", "{case}");
             }
         }
+        // HEAD would run the GET handler and mint a token nobody sees.
+        let response = app
+            .client
+            .head(app.url(path))
+            .bearer_auth(&valid)
+            .header("x-request-id", "head-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "HEAD {path}");
+        assert_eq!(response.headers()["allow"], "GET, POST", "HEAD {path}");
+        assert_eq!(response.headers()["x-request-id"], "head-1", "HEAD {path}");
     }
 }
 
