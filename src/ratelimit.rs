@@ -29,6 +29,19 @@ fn quota(limit: RateLimit) -> Quota {
         .allow_burst(count)
 }
 
+/// The key of `client`'s failure budget: an IPv4 address as it is, an IPv6 address by its /64,
+/// the smallest block a site or a host is usually given, so that one client cannot spend a new
+/// budget on each of its 2^64 addresses. IPv4-mapped IPv6 addresses count as their IPv4 one.
+fn budget_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// Seconds to tell a client in `Retry-After` (at least 1).
 fn retry_after(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -88,7 +101,7 @@ impl RateLimits {
             return None;
         }
         let blocked = self.blocked.lock().ok()?;
-        let until = *blocked.get(&client)?;
+        let until = *blocked.get(&budget_key(client))?;
         let now = Instant::now();
         (until > now).then(|| retry_after(until - now))
     }
@@ -96,6 +109,7 @@ impl RateLimits {
     /// Counts a failed authentication from `client`; `Some` (seconds to wait) once the budget
     /// is used up, after which [`RateLimits::blocked`] refuses the address until it refills.
     pub fn record_failure(&self, client: IpAddr) -> Option<u64> {
+        let client = budget_key(client);
         let not_until = self.failures.check_key(&client).err()?;
         let wait = not_until.wait_time_from(self.clock.now());
         if let Ok(mut blocked) = self.blocked.lock() {
@@ -185,6 +199,29 @@ mod tests {
         assert!(limits.record_failure(attacker).is_some());
         assert!(limits.blocked(attacker).is_some());
         assert_eq!(limits.blocked(bystander), None);
+    }
+
+    #[test]
+    fn an_ipv6_client_has_one_budget_for_its_whole_64() {
+        let limits = RateLimits::new([], per_minute(2));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        // Three addresses of one /64 spend one budget between them.
+        assert_eq!(limits.record_failure(ip("2001:db8:1:2::1")), None);
+        assert_eq!(limits.record_failure(ip("2001:db8:1:2::2")), None);
+        assert!(
+            limits
+                .record_failure(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+                .is_some()
+        );
+        assert!(limits.blocked(ip("2001:db8:1:2::99")).is_some());
+        // The next /64 is someone else.
+        assert_eq!(limits.blocked(ip("2001:db8:1:3::1")), None);
+        // An IPv4 client is the same client whether it arrives mapped into IPv6 or not.
+        assert_eq!(limits.record_failure(ip("::ffff:198.51.100.7")), None);
+        assert_eq!(limits.record_failure(ip("198.51.100.7")), None);
+        assert!(limits.record_failure(ip("::ffff:198.51.100.7")).is_some());
+        assert!(limits.blocked(ip("198.51.100.7")).is_some());
+        assert_eq!(limits.blocked(ip("198.51.100.8")), None);
     }
 
     #[test]
