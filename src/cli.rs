@@ -271,7 +271,9 @@ fn serve(settings: Settings, source: Source) -> ExitCode {
         }
     };
     // Tasks still running (a request past the drain deadline) may log until the runtime is gone.
-    drop(runtime);
+    // A reload blocked on a secret file (a hung mount) would keep it forever: after a second
+    // it is left behind.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     stdout.flush();
     outcome
 }

@@ -139,6 +139,21 @@ impl Runtime {
         self.authenticators.values().all(Authenticator::is_ready)
     }
 
+    /// Fetches the keys of every JWT provider that has none yet (a new JWKS URL at a reload).
+    pub async fn load_keys(&self) {
+        for authenticator in self.authenticators.values() {
+            authenticator.load_keys().await;
+        }
+    }
+
+    /// The names of the authenticators that cannot verify callers yet.
+    pub fn unready_authenticators(&self) -> impl Iterator<Item = &str> {
+        self.authenticators
+            .iter()
+            .filter(|(_, auth)| !auth.is_ready())
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Applies `app`'s policy for `principal` and signs the result with the account's first key.
     pub fn mint(
         app: &App,

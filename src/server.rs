@@ -2,8 +2,10 @@
 //!
 //! Reload re-reads the configuration and every `file:` secret; a valid result replaces the
 //! running one atomically (requests in flight finish on the one they started with), an invalid
-//! one is logged and counted and the old one keeps serving. Listen addresses and log settings
-//! only change with a restart.
+//! one is logged and counted and the old one keeps serving. A new JWKS URL's keys are fetched
+//! before the swap, and a reload whose keys cannot be fetched is refused likewise. Reloads run
+//! apart from the signal handling, one at a time. Listen addresses and log settings only change
+//! with a restart.
 //!
 //! Shutdown: the first SIGTERM (or Ctrl-C) makes readiness fail at once and stops accepting on
 //! the public listener; in-flight requests finish within `server.shutdown_grace`. The admin
@@ -15,9 +17,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::config::{self, Settings, Source};
+use crate::config::{self, ServerSettings, Settings, Source};
 use crate::credentials::{self, Verdict};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -104,9 +106,10 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
         ))
     });
 
+    let reloads = spawn_reloader(state.clone(), source, server.clone());
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&state, &source).await,
+            _ = hangup.recv() => reloads.notify_one(),
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             result = &mut public_task => {
@@ -139,8 +142,24 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Re-reads the configuration and swaps it in when valid.
-async fn reload(state: &AppState, source: &Source) {
+/// Runs reloads one at a time, apart from the signal loop, so that a reload stuck on a secret
+/// file (a hung mount) or waiting for a new key set cannot hold up shutdown. SIGHUPs that
+/// arrive during a reload make one more after it.
+fn spawn_reloader(state: AppState, source: Source, started: ServerSettings) -> Arc<Notify> {
+    let requested = Arc::new(Notify::new());
+    let notified = requested.clone();
+    tokio::spawn(async move {
+        loop {
+            notified.notified().await;
+            reload(&state, &source, &started).await;
+        }
+    });
+    requested
+}
+
+/// Re-reads the configuration and swaps it in when valid. `started` holds the server settings
+/// read only at start, to warn about changes a reload cannot apply.
+async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
     let current = state.runtime();
     let loading = source.clone();
     let loaded = tokio::task::spawn_blocking(move || config::load(&loading)).await;
@@ -163,13 +182,45 @@ async fn reload(state: &AppState, source: &Source) {
             return;
         }
     };
-    if settings.server.listen != current.server.listen
-        || settings.server.admin_listen != current.server.admin_listen
-    {
-        tracing::warn!("listen addresses changed; they take effect at the next restart");
-    }
     let next = Runtime::new(settings, current.metrics.clone(), Some(&current));
     next.warn_about_old_keys(unix_now() as i64);
+    // An authenticator with a new JWKS URL starts without keys: they are fetched while the
+    // running configuration keeps serving, and a reload without them is refused, so that no
+    // caller is turned away for the reload's sake.
+    next.load_keys().await;
+    if current.is_ready() && !next.is_ready() {
+        current.metrics.config_reload(false);
+        for name in next.unready_authenticators() {
+            tracing::error!(
+                auth = name,
+                "configuration reload refused: the authenticator's key set could not be fetched; the running configuration stays in force"
+            );
+        }
+        return;
+    }
+    let (at_start, new) = (started, &next.server);
+    let read_at_start = [
+        ("server.listen", at_start.listen != new.listen),
+        (
+            "server.admin_listen",
+            at_start.admin_listen != new.admin_listen,
+        ),
+        (
+            "server.request_timeout",
+            at_start.request_timeout != new.request_timeout,
+        ),
+        (
+            "server.header_read_timeout",
+            at_start.header_read_timeout != new.header_read_timeout,
+        ),
+        (
+            "server.shutdown_grace",
+            at_start.shutdown_grace != new.shutdown_grace,
+        ),
+    ];
+    for (path, _) in read_at_start.iter().filter(|(_, changed)| *changed) {
+        tracing::warn!(path, "setting changed; it takes effect at the next restart");
+    }
     next.start();
     state.replace(next);
     current.metrics.config_reload(true);

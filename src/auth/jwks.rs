@@ -124,6 +124,12 @@ impl RemoteKeys {
         }
     }
 
+    /// Fetches the key set now unless one is loaded (a reload's new cache, before it is swapped
+    /// in); whether one is loaded afterwards.
+    pub async fn load(self: &Arc<Self>) -> bool {
+        self.current().is_some() || self.refetch().await.is_some()
+    }
+
     /// Fetches unless a fetch started within the cooldown; returns the set afterwards.
     ///
     /// The fetch runs in a task of its own, which holds the lock until the keys are stored: a

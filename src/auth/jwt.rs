@@ -579,6 +579,13 @@ impl JwtAuthenticator {
         self.remote.as_ref().is_none_or(|r| r.current().is_some())
     }
 
+    /// Fetches the provider's keys now unless they are loaded.
+    pub async fn load_keys(&self) {
+        if let Some(remote) = &self.remote {
+            remote.load().await;
+        }
+    }
+
     /// Verifies `token` at `now` (unix seconds) and returns the caller.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());

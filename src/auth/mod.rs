@@ -106,6 +106,14 @@ impl Authenticator {
         }
     }
 
+    /// Fetches a JWT provider's keys now unless it has them, so that a reload has them before it
+    /// swaps the authenticator in.
+    pub async fn load_keys(&self) {
+        if let Authenticator::Jwt(jwt) = self {
+            jwt.load_keys().await;
+        }
+    }
+
     /// Whether the authenticator can verify callers now (a JWT provider's keys are loaded).
     pub fn is_ready(&self) -> bool {
         match self {

@@ -135,6 +135,16 @@ async fn metrics(served: &Served) -> String {
         .unwrap()
 }
 
+async fn wait_for_async<F: Future<Output = bool>>(check: impl Fn() -> F) -> bool {
+    for _ in 0..250 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 async fn wait_for(load_seen: impl Fn() -> bool) -> bool {
     for _ in 0..250 {
         if load_seen() {
@@ -297,6 +307,162 @@ async fn rotating_signing_keys_under_load_never_interrupts_minting() {
     assert_eq!(status, Some(0));
     assert_eq!(logs.matches("configuration reloaded").count(), 2, "{logs}");
     assert!(!logs.contains(KEY2_SECRET) && !logs.contains(KEY_SECRET));
+}
+
+/// A server on `jwks`, ready; its `support` app mints for any bearer of a key `jwks` publishes.
+async fn ready_server_on(jwks: &JwksServer) -> (Served, tempfile::NamedTempFile) {
+    let file = config_file("admin_listen = \"127.0.0.1:0\"");
+    rewrite(&file, |t| {
+        with_jwks_url(t, &jwks.url).replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
+    });
+    let served = serve(&file);
+    let admin = served.admin.clone().unwrap();
+    let mut became_ready = false;
+    for _ in 0..250 {
+        if readiness(&admin).await == 200 {
+            became_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(became_ready);
+    (served, file)
+}
+
+async fn mint_status(served: &Served, caller: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{}/apps/support/token", served.addr))
+        .bearer_auth(caller)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_a_new_jwks_url_fetches_its_keys_first_or_is_refused() {
+    let old = JwksServer::start(JwksMode::Serve(jwks_a())).await;
+    let (served, file) = ready_server_on(&old).await;
+    // The new provider publishes A's key and B's, and takes 300 ms to answer.
+    let mut both = jwks_a();
+    both["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(jwk(&rsa_b(), Algorithm::RS256, "rsa-b"));
+    let new = JwksServer::start(JwksMode::Slow(Duration::from_millis(300), both)).await;
+
+    // Callers of A's key, without a pause, across the reload.
+    let running = Arc::new(AtomicBool::new(true));
+    let load = {
+        let (running, url) = (
+            running.clone(),
+            format!("http://{}/apps/support/token", served.addr),
+        );
+        let caller = token_for("alice");
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            while running.load(Ordering::SeqCst) {
+                let response = client.post(&url).bearer_auth(&caller).send().await.unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // With a setting that only a restart applies, which the reload names.
+    rewrite(&file, |t| {
+        t.replace(&old.url, &new.url).replace(
+            "admin_listen = ",
+            "shutdown_grace = \"3s\"\nadmin_listen = ",
+        )
+    });
+    signal(&served, "-HUP");
+    let caller_b = sign(Algorithm::RS256, &rsa_b(), Some("rsa-b"), &claims("bob"));
+    let mut switched = false;
+    for _ in 0..100 {
+        if mint_status(&served, &caller_b).await == 200 {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(switched, "the new provider's key never verified");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    running.store(false, Ordering::SeqCst);
+    let statuses = load.await.unwrap();
+    assert!(statuses.len() > 10, "{} requests", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "callers were refused across the reload: {:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(new.hits(), 1, "the new key set was fetched more than once");
+
+    // A provider that does not answer: the reload is refused and the new one keeps serving.
+    rewrite(&file, |t| {
+        t.replace(&new.url, "http://127.0.0.1:9/.well-known/jwks.json")
+    });
+    signal(&served, "-HUP");
+    let refused = "tokenmint_config_reloads_total{result=\"error\"} 1";
+    assert!(
+        wait_for_async(|| async { metrics(&served).await.contains(refused) }).await,
+        "the reload to a provider that does not answer was not refused"
+    );
+    assert_eq!(mint_status(&served, &caller_b).await, 200);
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0));
+    assert!(logs.contains("key set could not be fetched"), "{logs}");
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("takes effect at the next restart"))
+        .unwrap_or_else(|| panic!("no warning about shutdown_grace:\n{logs}"));
+    assert!(
+        warning.contains(r#""path":"server.shutdown_grace""#),
+        "{warning}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_stuck_reading_a_secret_file_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO with no writer: reading it blocks, as a file on a hung mount would.
+    let fifo = dir.path().join("stuck.secret");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = config_file("");
+    let mut served = serve(&file);
+    rewrite(&file, |t| {
+        t.replace(
+            "secret = \"env:T_KEY_SECRET\"",
+            &format!("secret = \"file:{}\"", fifo.display()),
+        )
+    });
+    signal(&served, "-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still serving on the running configuration while the reload waits.
+    assert_eq!(mint_once(&served).await.0, KEY_SID);
+    signal(&served, "-TERM");
+    let mut exited = false;
+    for _ in 0..500 {
+        if served.child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !exited {
+        served.child.kill().unwrap();
+    }
+    assert!(exited, "SIGTERM was not acted on while a reload was stuck");
+    let (status, logs) = stop(served);
+    assert_eq!(status, Some(0), "{logs}");
 }
 
 /// A server whose token requests are held in flight for `delay` by a provider that is slow to
