@@ -247,7 +247,7 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     let mut tree = config::Value::new(None, config::ValueKind::Table(layered));
     // Keys dropped from the tree: references that did not resolve, values of the wrong type.
     let mut dropped = Vec::new();
-    secret::resolve_references(&mut tree, &source.env, &mut dropped);
+    let referenced = secret::resolve_references(&mut tree, &source.env, &mut dropped);
     let (raw, unknown) = read_raw(tree, &text, &mut dropped)?;
 
     let mut problems: Vec<Problem> = unknown
@@ -271,6 +271,7 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     dropped.sort_by(|a, b| a.path.cmp(&b.path));
     problems.append(&mut dropped);
     problems.append(&mut built);
+    secret::hide_referenced_values(&mut problems, &referenced);
     if problems.is_empty() {
         Ok(settings)
     } else {

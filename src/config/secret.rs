@@ -67,8 +67,45 @@ pub fn resolve(raw: &str, env: &Env) -> Result<Resolved, String> {
 /// checks that it was a reference. A reference that does not resolve is a problem at its key
 /// path, and its key is dropped (a list keeps its text), so that the rest is still read and
 /// checked: what was written there may be meant as a number, a flag or a string.
-pub fn resolve_references(tree: &mut Value, env: &Env, problems: &mut Vec<Problem>) {
-    walk(tree, &mut Vec::new(), "", env, problems);
+///
+/// Returns each value read from a reference, so that a problem with it can name the reference
+/// instead of printing the value (see [`hide_referenced_values`]).
+pub fn resolve_references(
+    tree: &mut Value,
+    env: &Env,
+    problems: &mut Vec<Problem>,
+) -> Vec<Referenced> {
+    let mut referenced = Vec::new();
+    walk(tree, &mut Vec::new(), "", env, problems, &mut referenced);
+    referenced
+}
+
+/// A setting whose value was read from a reference.
+pub struct Referenced {
+    path: String,
+    reference: String,
+    value: String,
+}
+
+/// A setting that is not a secret may still be given a reference to one by mistake (`listen =
+/// "file:/run/secrets/api-key"`); the problem with its value must not print it, so it names the
+/// reference instead.
+pub fn hide_referenced_values(problems: &mut [Problem], referenced: &[Referenced]) {
+    for problem in problems {
+        let at = |r: &&Referenced| {
+            r.path == problem.path
+                || r.path
+                    .strip_prefix(problem.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('['))
+        };
+        for r in referenced.iter().filter(at).filter(|r| !r.value.is_empty()) {
+            let named = format!("the value of {}", r.reference);
+            problem.message = problem
+                .message
+                .replace(&format!("{:?}", r.value), &named)
+                .replace(&r.value, &named);
+        }
+    }
 }
 
 /// `steps` are the table keys down to `value`, with `[]` for a list index; `path` is the same
@@ -80,10 +117,18 @@ fn walk(
     path: &str,
     env: &Env,
     problems: &mut Vec<Problem>,
+    referenced: &mut Vec<Referenced>,
 ) -> bool {
     match &mut value.kind {
         ValueKind::String(text) if !holds_secret(steps) => match resolve(text, env) {
             Ok(resolved) => {
+                if resolved.referenced {
+                    referenced.push(Referenced {
+                        path: path.to_owned(),
+                        reference: text.clone(),
+                        value: resolved.value.clone(),
+                    });
+                }
                 *text = resolved.value;
                 false
             }
@@ -96,7 +141,14 @@ fn walk(
             let mut unresolved = Vec::new();
             for (key, child) in table.iter_mut() {
                 steps.push(key.clone());
-                if walk(child, steps, &key_path(path, key), env, problems) {
+                if walk(
+                    child,
+                    steps,
+                    &key_path(path, key),
+                    env,
+                    problems,
+                    referenced,
+                ) {
                     unresolved.push(key.clone());
                 }
                 steps.pop();
@@ -109,7 +161,8 @@ fn walk(
         ValueKind::Array(items) => {
             for (i, child) in items.iter_mut().enumerate() {
                 steps.push("[]".into());
-                walk(child, steps, &format!("{path}[{i}]"), env, problems);
+                let at = format!("{path}[{i}]");
+                walk(child, steps, &at, env, problems, referenced);
                 steps.pop();
             }
             false

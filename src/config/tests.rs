@@ -377,6 +377,34 @@ fn literal_secrets_are_refused_unless_allowed() {
 }
 
 #[test]
+fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
+    // An operator gives plain settings references to secrets by mistake: the problems name the
+    // references, never the values.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "{SECRET2}").unwrap();
+    let toml = VALID
+        .replace(
+            "listen = \"127.0.0.1:8081\"",
+            &format!("listen = \"file:{}\"", file.path().display()),
+        )
+        .replace("default_app = \"support\"", "default_app = \"env:SECRET\"")
+        .replace("\"10.0.0.0/8\"", "\"env:HS\"");
+    let error = load_text(&toml).unwrap_err();
+    let text = format!("{error}\n{error:?}");
+    for secret in [SECRET, SECRET2, HS_SECRET] {
+        assert!(!text.contains(secret), "secret leaked in: {text}");
+    }
+    let problems = &error.problems;
+    assert_problem(problems, "server.listen", "the value of file:");
+    assert_problem(problems, "server.default_app", "the value of env:SECRET");
+    assert_problem(
+        problems,
+        "auth.edge.trusted_proxies[0]",
+        "the value of env:HS",
+    );
+}
+
+#[test]
 fn errors_and_debug_output_never_contain_secret_values() {
     // A secret that is present but too short, and a literal one that is refused.
     let toml = VALID
