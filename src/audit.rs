@@ -1,11 +1,21 @@
 //! The audit trail: one structured event per mint and per denial, on the `tokenmint::audit`
 //! target so operators can route it separately. Never the token, a credential or a secret.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::runtime::Minted;
 
 pub const TARGET: &str = "tokenmint::audit";
+
+/// Text a client chose (an app name in a path, an account name), cut to 64 characters for a
+/// log field or a message, so that one request cannot write a megabyte of log.
+pub fn truncate(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]).into(),
+        None => s.into(),
+    }
+}
 
 /// Where a request came from, for the audit record.
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +50,8 @@ pub fn webhook_checked(account: &str, host: &str, outcome: &str) {
     tracing::info!(
         target: TARGET,
         event = "webhook_checked",
-        account,
-        host,
+        account = truncate(account).as_ref(),
+        host = truncate(host).as_ref(),
         outcome,
         "webhook signature checked"
     );
@@ -51,7 +61,8 @@ pub fn denied(ctx: &Context<'_>, code: &str, reason: &str) {
     tracing::info!(
         target: TARGET,
         event = "token_denied",
-        app = ctx.app,
+        // The app of an unknown_app denial is whatever the client put in the path.
+        app = truncate(ctx.app).as_ref(),
         code,
         reason,
         request_id = ctx.request_id,

@@ -1,7 +1,6 @@
 //! `GET|POST /token[?app=]` and `GET|POST /apps/{app}/token`: extract, then hand over to auth,
 //! policy and signing. The app comes from the path or query only, never the body.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -320,21 +319,15 @@ fn forbidden_or_unknown(key: &str) -> Option<ApiError> {
         "grants" | "room" | "ttl" | "platform" | "device_id" => None,
         other => Some(ApiError::invalid_request(format!(
             "unknown field {:?}",
-            truncate(other)
+            audit::truncate(other)
         ))),
     }
 }
 
-fn truncate(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(64) {
-        Some((at, _)) => format!("{}…", &s[..at]).into(),
-        None => s.into(),
-    }
-}
-
 fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
-    GrantKind::parse(name.trim())
-        .ok_or_else(|| ApiError::invalid_request(format!("unknown grant {:?}", truncate(name))))
+    GrantKind::parse(name.trim()).ok_or_else(|| {
+        ApiError::invalid_request(format!("unknown grant {:?}", audit::truncate(name)))
+    })
 }
 
 /// JSON Schema counts `1800.0` as the integer 1800, so it is accepted as such.

@@ -121,7 +121,10 @@ impl WebhookVerifier {
         if signature.is_empty() {
             return Err(Invalid::MissingSignature);
         }
-        let keys: &[hmac::Key] = match request.signature_settings {
+        // An empty header is no header, as in Twilio's own libraries (a proxy that forwards an
+        // absent header as "" must not make every signature fail).
+        let settings = request.signature_settings.map(str::trim);
+        let keys: &[hmac::Key] = match settings.filter(|h| !h.is_empty()) {
             None => &self.auth_tokens,
             Some(header) => {
                 let settings = SignatureSettings::parse(header)?;
@@ -608,7 +611,7 @@ mod tests {
             ),
             ("key=,algorithm=HMAC_SHA256", Invalid::MalformedSettings),
             ("k1 HMAC_SHA256", Invalid::MalformedSettings),
-            ("", Invalid::MalformedSettings),
+            (",", Invalid::MalformedSettings),
         ];
         for (settings, reason) in cases {
             let request = with_settings(&params, SIGNATURE_B_SHA256, settings);
@@ -617,6 +620,27 @@ mod tests {
                 verify(&request, &tokens, &shared_keys()),
                 Err(reason),
                 "{settings}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_settings_header_is_no_header() {
+        // As Twilio's libraries read it: a proxy may forward an absent header as "".
+        let params = params_b();
+        let tokens = tokens(&[AUTH_TOKEN]);
+        for settings in ["", "  "] {
+            let sha1 = with_settings(&params, SIGNATURE_B, settings);
+            assert_eq!(
+                verify(&sha1, &tokens, &shared_keys()),
+                Ok(()),
+                "{settings:?}"
+            );
+            let sha256 = with_settings(&params, SIGNATURE_B_SHA256, settings);
+            assert_eq!(
+                verify(&sha256, &tokens, &shared_keys()),
+                Err(Invalid::BadSignature),
+                "{settings:?}"
             );
         }
     }

@@ -182,3 +182,41 @@ async fn no_command_endpoint_or_log_reveals_a_secret_or_a_minted_token() {
     );
     assert!(logs.contains("token_minted") && logs.contains("webhook_checked"));
 }
+
+#[tokio::test]
+async fn text_a_client_chooses_is_cut_short_in_the_audit_log() {
+    let file = config_file("");
+    let served = serve(&file);
+    let client = reqwest::Client::new();
+    // An account name and a host of 100 kB each, and an app name of 30 kB.
+    let (account, host) = ("a".repeat(100_000), "h".repeat(100_000));
+    let response = client
+        .post(format!("http://{}/webhooks/verify", served.addr))
+        .json(&json!({"account": account, "url": format!("https://{host}.example/x"), "signature": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let app = "b".repeat(30_000);
+    let response = client
+        .post(format!("http://{}/apps/{app}/token", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let (_, logs) = stop(served);
+    for (event, field, text) in [
+        ("webhook_checked", "account", &account),
+        ("webhook_checked", "host", &host),
+        ("token_denied", "app", &app),
+    ] {
+        let line = logs
+            .lines()
+            .find(|line| line.contains(event))
+            .unwrap_or_else(|| panic!("no {event} in\n{logs}"));
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let logged = record[field].as_str().unwrap();
+        // The first 64 characters, and a mark that there was more.
+        assert_eq!(logged, format!("{}…", &text[..64]), "{event} {field}");
+    }
+}
