@@ -48,8 +48,31 @@ fn retry_after(wait: Duration) -> u64 {
 }
 
 pub struct RateLimits {
-    apps: BTreeMap<String, DefaultKeyedRateLimiter<String>>,
-    failures: DefaultKeyedRateLimiter<IpAddr>,
+    apps: BTreeMap<String, Limited<DefaultKeyedRateLimiter<String>>>,
+    failures: Limited<FailureBudget>,
+    clock: DefaultClock,
+}
+
+/// A limiter with the limit it was made for, so that a reload with the same limit keeps it.
+struct Limited<T> {
+    limit: RateLimit,
+    state: Arc<T>,
+}
+
+impl<T> Limited<T> {
+    /// The limiter of `previous` when it was made for `limit`, else a new one.
+    fn keep_or_make(limit: RateLimit, previous: Option<&Self>, make: impl FnOnce() -> T) -> Self {
+        let state = match previous {
+            Some(previous) if previous.limit == limit => previous.state.clone(),
+            _ => Arc::new(make()),
+        };
+        Self { limit, state }
+    }
+}
+
+/// Failed authentications per client address, and the addresses over their budget.
+struct FailureBudget {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses over their failure budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// Whether `blocked` may hold an address, written with it under its lock: with nobody
@@ -57,7 +80,6 @@ pub struct RateLimits {
     /// request racing the first block may miss it and be verified; its failure is then refused
     /// by the bucket, as any beyond [`MAX_BLOCKED`] is.
     any_blocked: AtomicBool,
-    clock: DefaultClock,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -70,16 +92,33 @@ impl std::fmt::Debug for RateLimits {
 
 impl RateLimits {
     /// `apps` maps each rate-limited app to its limit; `failures` is the per-address budget of
-    /// failed authentications.
-    pub fn new(apps: impl IntoIterator<Item = (String, RateLimit)>, failures: RateLimit) -> Self {
+    /// failed authentications. With `previous` (a reload), every limiter whose limit did not
+    /// change is kept with what it counted, so a reload neither resets a caller's bucket nor
+    /// lifts a block.
+    pub fn new(
+        apps: impl IntoIterator<Item = (String, RateLimit)>,
+        failures: RateLimit,
+        previous: Option<&RateLimits>,
+    ) -> Self {
+        let apps = apps
+            .into_iter()
+            .map(|(app, limit)| {
+                let before = previous.and_then(|p| p.apps.get(&app));
+                let limiter = Limited::keep_or_make(limit, before, || {
+                    DefaultKeyedRateLimiter::keyed(quota(limit))
+                });
+                (app, limiter)
+            })
+            .collect();
+        let failures =
+            Limited::keep_or_make(failures, previous.map(|p| &p.failures), || FailureBudget {
+                limiter: DefaultKeyedRateLimiter::keyed(quota(failures)),
+                blocked: Mutex::new(HashMap::new()),
+                any_blocked: AtomicBool::new(false),
+            });
         Self {
-            apps: apps
-                .into_iter()
-                .map(|(app, limit)| (app, DefaultKeyedRateLimiter::keyed(quota(limit))))
-                .collect(),
-            failures: DefaultKeyedRateLimiter::keyed(quota(failures)),
-            blocked: Mutex::new(HashMap::new()),
-            any_blocked: AtomicBool::new(false),
+            apps,
+            failures,
             clock: DefaultClock::default(),
         }
     }
@@ -91,16 +130,18 @@ impl RateLimits {
             return Ok(());
         };
         limiter
+            .state
             .check_key(&caller.to_owned())
             .map_err(|not_until| retry_after(not_until.wait_time_from(self.clock.now())))
     }
 
     /// Whether `client` used up its failure budget; `Some` holds the seconds to wait.
     pub fn blocked(&self, client: IpAddr) -> Option<u64> {
-        if !self.any_blocked.load(Ordering::Acquire) {
+        let budget = &self.failures.state;
+        if !budget.any_blocked.load(Ordering::Acquire) {
             return None;
         }
-        let blocked = self.blocked.lock().ok()?;
+        let blocked = budget.blocked.lock().ok()?;
         let until = *blocked.get(&budget_key(client))?;
         let now = Instant::now();
         (until > now).then(|| retry_after(until - now))
@@ -110,16 +151,17 @@ impl RateLimits {
     /// is used up, after which [`RateLimits::blocked`] refuses the address until it refills.
     pub fn record_failure(&self, client: IpAddr) -> Option<u64> {
         let client = budget_key(client);
-        let not_until = self.failures.check_key(&client).err()?;
+        let budget = &self.failures.state;
+        let not_until = budget.limiter.check_key(&client).err()?;
         let wait = not_until.wait_time_from(self.clock.now());
-        if let Ok(mut blocked) = self.blocked.lock() {
+        if let Ok(mut blocked) = budget.blocked.lock() {
             let now = Instant::now();
             if blocked.len() >= MAX_BLOCKED {
                 blocked.retain(|_, until| *until > now);
             }
             if blocked.len() < MAX_BLOCKED {
                 blocked.insert(client, now + wait);
-                self.any_blocked.store(true, Ordering::Release);
+                budget.any_blocked.store(true, Ordering::Release);
             }
         }
         Some(retry_after(wait))
@@ -128,25 +170,28 @@ impl RateLimits {
     /// Drops idle buckets and expired blocks.
     pub fn sweep(&self) {
         for limiter in self.apps.values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            limiter.state.retain_recent();
+            limiter.state.shrink_to_fit();
         }
-        self.failures.retain_recent();
-        self.failures.shrink_to_fit();
-        if let Ok(mut blocked) = self.blocked.lock() {
+        let budget = &self.failures.state;
+        budget.limiter.retain_recent();
+        budget.limiter.shrink_to_fit();
+        if let Ok(mut blocked) = budget.blocked.lock() {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
             blocked.shrink_to_fit();
-            self.any_blocked
+            budget
+                .any_blocked
                 .store(!blocked.is_empty(), Ordering::Release);
         }
     }
 
     /// Keys currently held (buckets plus blocks), for tests of the memory bound.
     pub fn tracked_keys(&self) -> usize {
-        let buckets: usize = self.apps.values().map(|l| l.len()).sum();
-        let blocked = self.blocked.lock().map_or(0, |b| b.len());
-        buckets + self.failures.len() + blocked
+        let buckets: usize = self.apps.values().map(|l| l.state.len()).sum();
+        let budget = &self.failures.state;
+        let blocked = budget.blocked.lock().map_or(0, |b| b.len());
+        buckets + budget.limiter.len() + blocked
     }
 
     /// Sweeps every [`SWEEP_INTERVAL`] until the limits are dropped.
@@ -175,7 +220,7 @@ mod tests {
 
     #[test]
     fn each_caller_has_its_own_bucket_per_app() {
-        let limits = RateLimits::new([("support".to_owned(), per_minute(3))], per_minute(5));
+        let limits = RateLimits::new([("support".to_owned(), per_minute(3))], per_minute(5), None);
         for _ in 0..3 {
             assert_eq!(limits.check_caller("support", "alice"), Ok(()));
         }
@@ -190,7 +235,7 @@ mod tests {
 
     #[test]
     fn failures_block_an_address_once_its_budget_is_spent() {
-        let limits = RateLimits::new([], per_minute(2));
+        let limits = RateLimits::new([], per_minute(2), None);
         let attacker: IpAddr = "198.51.100.7".parse().unwrap();
         let bystander: IpAddr = "198.51.100.8".parse().unwrap();
         assert_eq!(limits.record_failure(attacker), None);
@@ -203,7 +248,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_client_has_one_budget_for_its_whole_64() {
-        let limits = RateLimits::new([], per_minute(2));
+        let limits = RateLimits::new([], per_minute(2), None);
         let ip = |text: &str| text.parse::<IpAddr>().unwrap();
         // Three addresses of one /64 spend one budget between them.
         assert_eq!(limits.record_failure(ip("2001:db8:1:2::1")), None);
@@ -225,6 +270,38 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_what_unchanged_limits_counted() {
+        let before = RateLimits::new(
+            [
+                ("support".to_owned(), per_minute(1)),
+                ("sales".to_owned(), per_minute(1)),
+            ],
+            per_minute(1),
+            None,
+        );
+        let attacker: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(before.record_failure(attacker), None);
+        assert!(before.record_failure(attacker).is_some());
+        assert_eq!(before.check_caller("support", "alice"), Ok(()));
+        assert_eq!(before.check_caller("sales", "alice"), Ok(()));
+        // The failure budget and support's limit are unchanged, sales's is raised.
+        let after = RateLimits::new(
+            [
+                ("support".to_owned(), per_minute(1)),
+                ("sales".to_owned(), per_minute(5)),
+            ],
+            per_minute(1),
+            Some(&before),
+        );
+        assert!(after.blocked(attacker).is_some(), "a reload lifted a block");
+        assert!(after.check_caller("support", "alice").is_err());
+        assert_eq!(after.check_caller("sales", "alice"), Ok(()));
+        // A changed failure budget starts afresh.
+        let changed = RateLimits::new([], per_minute(2), Some(&after));
+        assert_eq!(changed.blocked(attacker), None);
+    }
+
+    #[test]
     fn an_address_is_blocked_again_after_a_sweep_cleared_every_block() {
         let limits = RateLimits::new(
             [],
@@ -232,14 +309,15 @@ mod tests {
                 count: 1,
                 per: Duration::from_millis(100),
             },
+            None,
         );
         let client: IpAddr = "198.51.100.9".parse().unwrap();
         assert_eq!(limits.record_failure(client), None);
         assert!(limits.record_failure(client).is_some());
-        assert!(limits.any_blocked.load(Ordering::Acquire));
+        assert!(limits.failures.state.any_blocked.load(Ordering::Acquire));
         std::thread::sleep(Duration::from_millis(150));
         limits.sweep();
-        assert!(!limits.any_blocked.load(Ordering::Acquire));
+        assert!(!limits.failures.state.any_blocked.load(Ordering::Acquire));
         assert_eq!(limits.blocked(client), None);
         assert_eq!(limits.record_failure(client), None);
         assert!(limits.record_failure(client).is_some());
@@ -254,13 +332,14 @@ mod tests {
                 count: 1,
                 per: Duration::from_millis(1),
             },
+            None,
         );
         for i in 0..100_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
             limits.record_failure(ip);
             limits.record_failure(ip);
         }
-        assert!(limits.blocked.lock().unwrap().len() <= MAX_BLOCKED);
+        assert!(limits.failures.state.blocked.lock().unwrap().len() <= MAX_BLOCKED);
         std::thread::sleep(Duration::from_millis(20));
         limits.sweep();
         assert_eq!(limits.tracked_keys(), 0, "idle keys survived a sweep");

@@ -86,6 +86,7 @@ impl Runtime {
         let limits = Arc::new(RateLimits::new(
             app_limits,
             settings.server.auth_failure_limit,
+            previous.map(|p| p.limits.as_ref()),
         ));
         Self {
             limits,
