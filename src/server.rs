@@ -3,9 +3,9 @@
 //! Reload re-reads the configuration and every `file:` secret; a valid result replaces the
 //! running one atomically (requests in flight finish on the one they started with), an invalid
 //! one is logged and counted and the old one keeps serving. A new JWKS URL's keys are fetched
-//! before the swap, and a reload whose keys cannot be fetched is refused likewise. Reloads run
-//! apart from the signal handling, one at a time. Listen addresses and log settings only change
-//! with a restart.
+//! before the swap, and a reload that would leave an authenticator without the keys it has now
+//! is refused likewise. Reloads run apart from the signal handling, one at a time. Listen
+//! addresses, timeouts and log settings only change with a restart.
 //!
 //! Shutdown: the first SIGTERM (or Ctrl-C) makes readiness fail at once and stops accepting on
 //! the public listener; in-flight requests finish within `server.shutdown_grace`. The admin
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 
+use crate::auth::Authenticator;
 use crate::config::{self, ServerSettings, Settings, Source};
 use crate::credentials::{self, Verdict};
 use crate::http::{self, AppState};
@@ -151,7 +152,14 @@ fn spawn_reloader(state: AppState, source: Source, started: ServerSettings) -> A
     tokio::spawn(async move {
         loop {
             notified.notified().await;
-            reload(&state, &source, &started).await;
+            let (task_state, source, started) = (state.clone(), source.clone(), started.clone());
+            // In a task of its own, so that a reload that panics fails alone, not every later one.
+            let reloading =
+                tokio::spawn(async move { reload(&task_state, &source, &started).await });
+            if let Err(error) = reloading.await {
+                state.runtime().metrics.config_reload(false);
+                tracing::error!(%error, "configuration reload failed");
+            }
         }
     });
     requested
@@ -188,9 +196,19 @@ async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
     // running configuration keeps serving, and a reload without them is refused, so that no
     // caller is turned away for the reload's sake.
     next.load_keys().await;
-    if current.is_ready() && !next.is_ready() {
+    let without_keys: Vec<&str> = next
+        .unready_authenticators()
+        .filter(|name| {
+            // One that had no keys before either loses nothing by the reload.
+            current
+                .authenticators
+                .get(*name)
+                .is_some_and(Authenticator::is_ready)
+        })
+        .collect();
+    if !without_keys.is_empty() {
         current.metrics.config_reload(false);
-        for name in next.unready_authenticators() {
+        for name in without_keys {
             tracing::error!(
                 auth = name,
                 "configuration reload refused: the authenticator's key set could not be fetched; the running configuration stays in force"

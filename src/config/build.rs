@@ -527,7 +527,9 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
             "needs exactly one key source: jwks_url, jwks_file or hs256_secret",
         );
     }
-    if (raw.jwks_url.is_some() || raw.jwks_file.is_some()) && algorithms.iter().any(is_hmac) {
+    // With two sources, what each allows would contradict the other: one problem is enough.
+    let public_keys = raw.jwks_url.is_some() || raw.jwks_file.is_some();
+    if sources == 1 && public_keys && algorithms.iter().any(is_hmac) {
         b.problem(
             format!("{path}.algorithms"),
             "HMAC algorithms cannot be used with a public key set",
@@ -564,7 +566,7 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     }
     if let Some(raw_secret) = &raw.hs256_secret {
         let secret_path = format!("{path}.hs256_secret");
-        if algorithms.iter().any(|alg| *alg != Algorithm::HS256) {
+        if sources == 1 && algorithms.iter().any(|alg| *alg != Algorithm::HS256) {
             b.problem(
                 format!("{path}.algorithms"),
                 "an hs256_secret verifies HS256 only",

@@ -98,12 +98,16 @@ pub fn hide_referenced_values(problems: &mut [Problem], referenced: &[Referenced
                     .strip_prefix(problem.path.as_str())
                     .is_some_and(|rest| rest.starts_with('['))
         };
-        for r in referenced.iter().filter(at).filter(|r| !r.value.is_empty()) {
+        for r in referenced.iter().filter(at) {
             let named = format!("the value of {}", r.reference);
-            problem.message = problem
-                .message
-                .replace(&format!("{:?}", r.value), &named)
-                .replace(&r.value, &named);
+            let quoted = format!("{:?}", r.value);
+            if problem.message.contains(&quoted) {
+                problem.message = problem.message.replace(&quoted, &named);
+            } else if problem.message.contains('"') {
+                // It quotes something else, which may be a part of the value (a claim name in
+                // a template): the whole message goes.
+                problem.message = format!("{named} is not valid here (not shown)");
+            }
         }
     }
 }

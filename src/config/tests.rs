@@ -388,14 +388,31 @@ fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
             &format!("listen = \"file:{}\"", file.path().display()),
         )
         .replace("default_app = \"support\"", "default_app = \"env:SECRET\"")
-        .replace("\"10.0.0.0/8\"", "\"env:HS\"");
-    let error = load_text(&toml).unwrap_err();
+        .replace("\"10.0.0.0/8\"", "\"env:HS\"")
+        .replace(
+            "identity = \"user_{email|hash}\"",
+            "identity = \"env:TEMPLATE\"",
+        );
+    // A template whose claim name is a secret, which the gateway authenticator does not supply.
+    let env = match env() {
+        Env::Fixed(mut vars) => {
+            vars.insert("TEMPLATE".into(), format!("{{{HS_SECRET}}}"));
+            Env::Fixed(vars)
+        }
+        Env::Process => unreachable!(),
+    };
+    let error = load(&Source::text(&toml).with_env(env)).unwrap_err();
     let text = format!("{error}\n{error:?}");
     for secret in [SECRET, SECRET2, HS_SECRET] {
         assert!(!text.contains(secret), "secret leaked in: {text}");
     }
     let problems = &error.problems;
     assert_problem(problems, "server.listen", "the value of file:");
+    assert_problem(
+        problems,
+        "apps.edge.identity",
+        "the value of env:TEMPLATE is not valid here",
+    );
     assert_problem(problems, "server.default_app", "the value of env:SECRET");
     assert_problem(
         problems,
@@ -593,7 +610,13 @@ fn jwt_authenticators_need_exactly_one_key_source() {
         "hs256_secret = \"env:HS\"",
         "hs256_secret = \"env:HS\"\njwks_url = \"https://login.example.com/jwks\"",
     );
-    assert_problem(&problems(&two), "auth.corp", "exactly one key source");
+    let two = problems(&two);
+    assert_problem(&two, "auth.corp", "exactly one key source");
+    // Not also what each source would allow, which contradict each other.
+    assert!(
+        !two.iter().any(|p| p.path == "auth.corp.algorithms"),
+        "{two:#?}"
+    );
 }
 
 #[test]

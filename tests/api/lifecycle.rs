@@ -309,23 +309,16 @@ async fn rotating_signing_keys_under_load_never_interrupts_minting() {
     assert!(!logs.contains(KEY2_SECRET) && !logs.contains(KEY_SECRET));
 }
 
-/// A server on `jwks`, ready; its `support` app mints for any bearer of a key `jwks` publishes.
+/// A server on `jwks`, ready; its `support` app mints for any bearer of a key `jwks` publishes,
+/// and refusals do not block the loopback address.
 async fn ready_server_on(jwks: &JwksServer) -> (Served, tempfile::NamedTempFile) {
-    let file = config_file("admin_listen = \"127.0.0.1:0\"");
+    let file = config_file("admin_listen = \"127.0.0.1:0\"\nauth_failure_limit = \"100000/min\"");
     rewrite(&file, |t| {
         with_jwks_url(t, &jwks.url).replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
     });
     let served = serve(&file);
     let admin = served.admin.clone().unwrap();
-    let mut became_ready = false;
-    for _ in 0..250 {
-        if readiness(&admin).await == 200 {
-            became_ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(became_ready);
+    assert!(wait_for_async(|| async { readiness(&admin).await == 200 }).await);
     (served, file)
 }
 
