@@ -19,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 
-use crate::auth::Authenticator;
 use crate::config::{self, ServerSettings, Settings, Source};
 use crate::credentials::{self, Verdict};
 use crate::http::{self, AppState};
@@ -199,11 +198,9 @@ async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
     let without_keys: Vec<&str> = next
         .unready_authenticators()
         .filter(|name| {
-            // One that had no keys before either loses nothing by the reload.
-            current
-                .authenticators
-                .get(*name)
-                .is_some_and(Authenticator::is_ready)
+            // Unless the one it replaces had no keys either: the reload takes nothing away.
+            let replaced = current.authenticators.get(*name);
+            replaced.is_none_or(|old| old.is_ready())
         })
         .collect();
     if !without_keys.is_empty() {
