@@ -309,10 +309,12 @@ async fn rotating_signing_keys_under_load_never_interrupts_minting() {
     assert!(!logs.contains(KEY2_SECRET) && !logs.contains(KEY_SECRET));
 }
 
-/// A server on `jwks`, ready; its `support` app mints for any bearer of a key `jwks` publishes,
-/// and refusals do not block the loopback address.
-async fn ready_server_on(jwks: &JwksServer) -> (Served, tempfile::NamedTempFile) {
-    let file = config_file("admin_listen = \"127.0.0.1:0\"\nauth_failure_limit = \"100000/min\"");
+/// A server on `jwks`, ready, with `extra` server settings; its `support` app mints for any
+/// bearer of a key `jwks` publishes, and refusals do not block the loopback address.
+async fn ready_server_on(jwks: &JwksServer, extra: &str) -> (Served, tempfile::NamedTempFile) {
+    let file = config_file(&format!(
+        "admin_listen = \"127.0.0.1:0\"\nauth_failure_limit = \"100000/min\"\n{extra}"
+    ));
     rewrite(&file, |t| {
         with_jwks_url(t, &jwks.url).replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
     });
@@ -336,7 +338,7 @@ async fn mint_status(served: &Served, caller: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_to_a_new_jwks_url_fetches_its_keys_first_or_is_refused() {
     let old = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let (served, file) = ready_server_on(&old).await;
+    let (served, file) = ready_server_on(&old, "").await;
     // The new provider publishes A's key and B's, and takes 300 ms to answer.
     let mut both = jwks_a();
     both["keys"]
@@ -465,23 +467,8 @@ async fn server_with_slow_provider(
     shutdown_grace: &str,
 ) -> (Served, JwksServer, tempfile::NamedTempFile) {
     let jwks = JwksServer::start(JwksMode::Serve(jwks_a())).await;
-    let file = config_file(&format!(
-        "admin_listen = \"127.0.0.1:0\"\nshutdown_grace = {shutdown_grace:?}"
-    ));
-    rewrite(&file, |t| {
-        with_jwks_url(t, &jwks.url).replace("rooms = [\"support-*\"]", "rooms = [\"*\"]")
-    });
-    let served = serve(&file);
-    let admin = served.admin.clone().unwrap();
-    let mut became_ready = false;
-    for _ in 0..250 {
-        if readiness(&admin).await == 200 {
-            became_ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(became_ready);
+    let grace = format!("shutdown_grace = {shutdown_grace:?}");
+    let (served, file) = ready_server_on(&jwks, &grace).await;
     let mut rotated = jwks_a();
     rotated["keys"]
         .as_array_mut()
