@@ -32,34 +32,38 @@ pub struct Resolved {
 }
 
 /// Resolves `raw`. Errors name the variable or path, never a value.
+///
+/// Both kinds of reference lose one trailing newline: a file written by an editor or `echo` ends
+/// with one, and so does a variable filled from such a file (`kubectl create secret
+/// --from-file` passed on as `secretKeyRef`). No header value can hold a newline, and a signing
+/// secret that kept it would sign every token wrong.
 pub fn resolve(raw: &str, env: &Env) -> Result<Resolved, String> {
-    if let Some(name) = raw.strip_prefix("env:") {
-        let value = env
-            .var(name)
-            .ok_or_else(|| format!("environment variable {name} is not set"))?;
-        Ok(Resolved {
-            value,
-            referenced: true,
-        })
+    let value = if let Some(name) = raw.strip_prefix("env:") {
+        env.var(name)
+            .ok_or_else(|| format!("environment variable {name} is not set"))?
     } else if let Some(path) = raw.strip_prefix("file:") {
-        let mut value = std::fs::read_to_string(Path::new(path))
-            .map_err(|e| format!("cannot read file {path}: {}", e.kind()))?;
-        if value.ends_with('\n') {
-            value.pop();
-            if value.ends_with('\r') {
-                value.pop();
-            }
-        }
-        Ok(Resolved {
-            value,
-            referenced: true,
-        })
+        std::fs::read_to_string(Path::new(path))
+            .map_err(|e| format!("cannot read file {path}: {}", e.kind()))?
     } else {
-        Ok(Resolved {
+        return Ok(Resolved {
             value: raw.to_owned(),
             referenced: false,
-        })
+        });
+    };
+    Ok(Resolved {
+        value: without_trailing_newline(value),
+        referenced: true,
+    })
+}
+
+fn without_trailing_newline(mut value: String) -> String {
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
     }
+    value
 }
 
 /// Resolves, in place, every reference among the string values of the layered configuration,
@@ -210,6 +214,16 @@ mod tests {
             resolve("env:MISSING", &env).err().unwrap(),
             "environment variable MISSING is not set"
         );
+    }
+
+    #[test]
+    fn env_references_strip_one_trailing_newline() {
+        let env = Env::Fixed(HashMap::from([
+            ("LF".into(), "s3cret\n\n".into()),
+            ("CRLF".into(), "s3cret\r\n".into()),
+        ]));
+        assert_eq!(resolve("env:LF", &env).unwrap().value, "s3cret\n");
+        assert_eq!(resolve("env:CRLF", &env).unwrap().value, "s3cret");
     }
 
     #[test]
