@@ -28,6 +28,13 @@ const MIN_HS256_SECRET_BYTES: usize = 32;
 const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 const MAX_BODY_LIMIT: u64 = 1024 * 1024;
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Shortest JWKS refresh interval and refetch cooldown: anything shorter fetches in a loop
+/// against the identity provider, from every replica.
+const MIN_JWKS_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest time a client gets to send its request head, over however slow a link.
+const MIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shortest request timeout: below it even a token request without I/O may not finish.
+const MIN_REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
 
 struct Builder<'a> {
     env: &'a Env,
@@ -82,6 +89,23 @@ impl Builder<'_> {
 
     fn optional_sid<K: SidKind>(&mut self, path: &str, raw: &Option<String>) -> Option<Sid<K>> {
         raw.as_ref().and_then(|raw| self.sid(path, raw))
+    }
+
+    /// A duration of at least `min`; a shorter one is a problem.
+    fn duration_at_least(
+        &mut self,
+        path: &str,
+        raw: &Option<String>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let value = self.duration(path, raw, default);
+        if value < min {
+            let min = humantime::format_duration(min);
+            self.problem(path, format!("must be at least {min}"));
+            return default;
+        }
+        value
     }
 
     fn duration(&mut self, path: &str, raw: &Option<String>, default: Duration) -> Duration {
@@ -204,15 +228,17 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
     ServerSettings {
         listen,
         admin_listen,
-        request_timeout: b.duration(
+        request_timeout: b.duration_at_least(
             "server.request_timeout",
             &raw.request_timeout,
             Duration::from_secs(10),
+            MIN_REQUEST_TIMEOUT,
         ),
-        header_read_timeout: b.duration(
+        header_read_timeout: b.duration_at_least(
             "server.header_read_timeout",
             &raw.header_read_timeout,
             Duration::from_secs(10),
+            MIN_HEADER_READ_TIMEOUT,
         ),
         shutdown_grace: b.duration(
             "server.shutdown_grace",
@@ -501,21 +527,31 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     if leeway > MAX_LEEWAY {
         b.problem(format!("{path}.leeway"), "must be at most 5 minutes");
     }
-    let cache_ttl = b.duration(
+    let cache_ttl = b.duration_at_least(
         &format!("{path}.jwks_cache_ttl"),
         &raw.jwks_cache_ttl,
         Duration::from_secs(600),
+        MIN_JWKS_INTERVAL,
     );
-    let refetch_cooldown = b.duration(
+    let refetch_cooldown = b.duration_at_least(
         &format!("{path}.jwks_refetch_cooldown"),
         &raw.jwks_refetch_cooldown,
         Duration::from_secs(30),
+        MIN_JWKS_INTERVAL,
     );
     let max_stale = b.duration(
         &format!("{path}.jwks_max_stale"),
         &raw.jwks_max_stale,
         Duration::from_secs(24 * 3600),
     );
+    // Keys age from their fetch; refreshed every `cache_ttl`, they must be allowed to live that
+    // long, or the authenticator is unready for part of every interval.
+    if max_stale <= cache_ttl {
+        b.problem(
+            format!("{path}.jwks_max_stale"),
+            "must be longer than jwks_cache_ttl",
+        );
+    }
 
     let sources = [&raw.jwks_url, &raw.jwks_file, &raw.hs256_secret]
         .iter()

@@ -678,3 +678,33 @@ fn unknown_authenticator_kinds_are_refused() {
     let toml = VALID.replace("kind = \"gateway\"", "kind = \"saml\"");
     assert_problem(&problems(&toml), "auth.edge.kind", "\"saml\"");
 }
+
+#[test]
+fn durations_below_their_minimum_are_refused() {
+    let with = |server: &str, corp: &str| {
+        VALID
+            .replace("default_app = \"support\"", &format!("default_app = \"support\"\n{server}"))
+            .replace("hs256_secret = \"env:HS\"", &format!("hs256_secret = \"env:HS\"\n{corp}"))
+    };
+    let too_short = problems(&with(
+        "request_timeout = \"0s\"\nheader_read_timeout = \"900ms\"",
+        "jwks_cache_ttl = \"0s\"\njwks_refetch_cooldown = \"500ms\"\nleeway = \"6m\"",
+    ));
+    assert_problem(&too_short, "server.request_timeout", "at least 100ms");
+    assert_problem(&too_short, "server.header_read_timeout", "at least 1s");
+    assert_problem(&too_short, "auth.corp.jwks_cache_ttl", "at least 1s");
+    assert_problem(&too_short, "auth.corp.jwks_refetch_cooldown", "at least 1s");
+    assert_problem(&too_short, "auth.corp.leeway", "at most 5 minutes");
+
+    let stale = problems(&with("", "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"10m\""));
+    assert_problem(&stale, "auth.corp.jwks_max_stale", "longer than jwks_cache_ttl");
+
+    // The minimums themselves are accepted.
+    let settings = load_text(&with(
+        "request_timeout = \"100ms\"\nheader_read_timeout = \"1s\"",
+        "jwks_cache_ttl = \"1s\"\njwks_refetch_cooldown = \"1s\"\njwks_max_stale = \"2s\"\nleeway = \"5m\"",
+    ))
+    .unwrap();
+    assert_eq!(settings.server.request_timeout, Duration::from_millis(100));
+    assert_eq!(settings.server.header_read_timeout, Duration::from_secs(1));
+}
