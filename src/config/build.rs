@@ -308,8 +308,30 @@ fn log(b: &mut Builder<'_>, raw: &RawLog) -> LogSettings {
             "log.level",
             format!("{level:?} is not a log level or filter"),
         );
+    } else if let Some(word) = bare_target(&level) {
+        b.problem(
+            "log.level",
+            format!(
+                "{word:?} is not a log level (trace, debug, info, warn, error, off); \
+                 to filter by module write {word}=LEVEL"
+            ),
+        );
     }
     LogSettings { format, level }
+}
+
+/// A directive of the filter that is a single word but not a level. `tracing` reads it as a
+/// target to log at every level, so a typo such as `warning` would silently turn off every
+/// other log line, the audit record included. Module paths (`tokenmint::audit`) and span
+/// filters (`[request]`) stay allowed.
+fn bare_target(filter: &str) -> Option<&str> {
+    filter.split(',').map(str::trim).find(|directive| {
+        !directive.is_empty()
+            && !directive.contains(['=', '[', ':'])
+            && directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+    })
 }
 
 fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account> {

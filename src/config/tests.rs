@@ -683,8 +683,14 @@ fn unknown_authenticator_kinds_are_refused() {
 fn durations_below_their_minimum_are_refused() {
     let with = |server: &str, corp: &str| {
         VALID
-            .replace("default_app = \"support\"", &format!("default_app = \"support\"\n{server}"))
-            .replace("hs256_secret = \"env:HS\"", &format!("hs256_secret = \"env:HS\"\n{corp}"))
+            .replace(
+                "default_app = \"support\"",
+                &format!("default_app = \"support\"\n{server}"),
+            )
+            .replace(
+                "hs256_secret = \"env:HS\"",
+                &format!("hs256_secret = \"env:HS\"\n{corp}"),
+            )
     };
     let too_short = problems(&with(
         "request_timeout = \"0s\"\nheader_read_timeout = \"900ms\"",
@@ -696,8 +702,15 @@ fn durations_below_their_minimum_are_refused() {
     assert_problem(&too_short, "auth.corp.jwks_refetch_cooldown", "at least 1s");
     assert_problem(&too_short, "auth.corp.leeway", "at most 5 minutes");
 
-    let stale = problems(&with("", "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"10m\""));
-    assert_problem(&stale, "auth.corp.jwks_max_stale", "longer than jwks_cache_ttl");
+    let stale = problems(&with(
+        "",
+        "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"10m\"",
+    ));
+    assert_problem(
+        &stale,
+        "auth.corp.jwks_max_stale",
+        "longer than jwks_cache_ttl",
+    );
 
     // The minimums themselves are accepted.
     let settings = load_text(&with(
@@ -707,4 +720,31 @@ fn durations_below_their_minimum_are_refused() {
     .unwrap();
     assert_eq!(settings.server.request_timeout, Duration::from_millis(100));
     assert_eq!(settings.server.header_read_timeout, Duration::from_secs(1));
+}
+
+#[test]
+fn a_log_level_that_is_a_bare_word_but_no_level_is_refused() {
+    let with_level =
+        |level: &str| VALID.replace("[server]", &format!("[log]\nlevel = {level:?}\n\n[server]"));
+    for typo in [
+        "warning",
+        "inf",
+        "info,warning",
+        "hyper",
+        "tokenmint=warning",
+    ] {
+        let problems = problems(&with_level(typo));
+        assert_problem(&problems, "log.level", "is not a log level");
+    }
+    for good in [
+        "WARN",
+        "debug",
+        "3",
+        "info,tokenmint::audit",
+        "warn,tokenmint=debug",
+        "info,[request]",
+    ] {
+        let settings = load_text(&with_level(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(settings.log.level, good);
+    }
 }
