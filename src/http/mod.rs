@@ -127,7 +127,11 @@ pub fn token_router(state: AppState) -> Router {
             header::CONTENT_TYPE,
             HeaderName::from_static("x-request-id"),
         ])
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("x-request-id"),
+        ])
         .max_age(PREFLIGHT_MAX_AGE)
         .vary([
             header::ORIGIN,

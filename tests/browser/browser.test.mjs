@@ -288,6 +288,7 @@ describe('tokenmint from a browser (headless Chromium)', () => {
     assert.equal(post.received['access-control-allow-origin'], PAGE);
     assert.deepEqual(post.received['access-control-expose-headers'].split(',').sort(), [
       'retry-after',
+      'www-authenticate',
       'x-request-id',
     ]);
     // Within max-age, the next refresh (here the SDK's tokenWillExpire) sends no preflight.
@@ -307,6 +308,12 @@ describe('tokenmint from a browser (headless Chromium)', () => {
     }, `${TOKENMINT}/apps/web/token`);
     assert.deepEqual(readable, { requestId: 'browser-test-1', cacheControl: 'no-store' });
     assert.deepEqual(consoleErrors, []);
+    // So is the challenge of a 401, by which a client decides to get a new IdP token.
+    const challenge = await page.evaluate(async (url) => {
+      const r = await fetch(url, { method: 'POST', headers: { Authorization: 'Bearer expired' } });
+      return [r.status, r.headers.get('WWW-Authenticate')];
+    }, `${TOKENMINT}/apps/web/token`);
+    assert.deepEqual(challenge, [401, 'Bearer error="invalid_token"']);
   });
 
   it('a page on an origin the app does not list is blocked by the browser', { timeout: 30_000 }, async (t) => {
