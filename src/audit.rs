@@ -1,21 +1,12 @@
 //! The audit trail: one structured event per mint and per denial, on the `tokenmint::audit`
 //! target so operators can route it separately. Never the token, a credential or a secret.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::runtime::Minted;
+use crate::text::truncate;
 
 pub const TARGET: &str = "tokenmint::audit";
-
-/// Text a client chose (an app name in a path, an account name), cut to 64 characters for a
-/// log field or a message, so that one request cannot write a megabyte of log.
-pub fn truncate(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(64) {
-        Some((at, _)) => format!("{}…", &s[..at]).into(),
-        None => s.into(),
-    }
-}
 
 /// Where a request came from, for the audit record.
 #[derive(Debug, Clone, Copy)]

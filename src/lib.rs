@@ -23,4 +23,5 @@ pub mod ratelimit;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod twilio;

@@ -19,6 +19,7 @@ use crate::auth::{AuthError, Authenticator, Credentials};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{MintError, Runtime, unix_now};
 use crate::telemetry::json;
+use crate::text;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -319,14 +320,14 @@ fn forbidden_or_unknown(key: &str) -> Option<ApiError> {
         "grants" | "room" | "ttl" | "platform" | "device_id" => None,
         other => Some(ApiError::invalid_request(format!(
             "unknown field {:?}",
-            audit::truncate(other)
+            text::truncate(other)
         ))),
     }
 }
 
 fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
     GrantKind::parse(name.trim()).ok_or_else(|| {
-        ApiError::invalid_request(format!("unknown grant {:?}", audit::truncate(name)))
+        ApiError::invalid_request(format!("unknown grant {:?}", text::truncate(name)))
     })
 }
 

@@ -303,7 +303,10 @@ impl AppPolicy {
                 if !self.grants.push_platforms().any(|p| p == platform) {
                     return Err(deny(
                         UnknownPlatform,
-                        format!("no push credential for platform {platform:?}"),
+                        format!(
+                            "no push credential for platform {:?}",
+                            crate::text::truncate(platform)
+                        ),
                     ));
                 }
                 Some(platform)

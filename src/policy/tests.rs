@@ -351,6 +351,20 @@ fn web_platform_means_no_push_and_unknown_platforms_are_refused() {
         code(app().plan(&alice(), &req)),
         DenialCode::UnknownPlatform
     );
+
+    // The reason, written to the audit log, repeats at most 64 characters of the platform.
+    let req = MintRequest {
+        platform: Some("A".repeat(5000)),
+        ..request()
+    };
+    let denial = app().plan(&alice(), &req).unwrap_err();
+    assert_eq!(denial.code, DenialCode::UnknownPlatform);
+    assert!(
+        denial.reason.contains(&format!("\"{}…\"", "A".repeat(64))),
+        "{}",
+        denial.reason
+    );
+    assert!(denial.reason.len() < 120, "{}", denial.reason);
 }
 
 #[test]
