@@ -291,7 +291,7 @@ fn read_raw(
     loop {
         let mut unknown = Vec::new();
         let read = serde_ignored::deserialize(tree.clone(), |path| {
-            unknown.push(path.to_string());
+            unknown.push(ignored_key_path(&path));
         });
         match read {
             Ok(raw) => return Ok((raw, unknown)),
@@ -379,6 +379,21 @@ fn remove_at(tree: &mut config::Value, path: &str) -> bool {
 }
 
 /// The path of `key` in the table at `parent`, as problems name it (`apps.support.ttl`).
+/// An unknown key's path as problems name keys (`apps.web.grants.voice.incomming`,
+/// `accounts.main.signing_keys[0].note`): serde_ignored's own `Display` writes `?` for an
+/// optional table and `.0` for a list element.
+fn ignored_key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_key_path(parent)),
+        Path::Map { parent, key } => key_path(&ignored_key_path(parent), key),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_key_path(parent),
+    }
+}
+
 fn key_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_owned()

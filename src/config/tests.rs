@@ -279,6 +279,7 @@ account_sid = "AC123"
 [[accounts.main.signing_keys]]
 sid = "env:KEY"
 secret = "env:MISSING_SECRET_VAR"
+note = "first key"
 
 [auth.corp]
 kind = "jwt"
@@ -312,6 +313,7 @@ rate_limit = "lots"
 
 [apps.support.grants.voice]
 outgoing_application_sid = "XX00112233445566778899aabbccddeeff"
+incomming = true
 [apps.support.grants.video]
 rooms = []
 [apps.support.grants.fax]
@@ -321,6 +323,17 @@ number = "1"
     assert_problem(&problems, "server.lisen", "unknown key");
     assert_problem(&problems, "apps.support.ttll", "unknown key");
     assert_problem(&problems, "apps.support.grants.fax", "unknown key");
+    // Inside an optional table, and in a list element, the path is written like any other.
+    assert_problem(
+        &problems,
+        "apps.support.grants.voice.incomming",
+        "unknown key",
+    );
+    assert_problem(
+        &problems,
+        "accounts.main.signing_keys[0].note",
+        "unknown key",
+    );
     assert_problem(&problems, "server.default_app", "\"nope\"");
     assert_problem(&problems, "accounts.main.account_sid", "account SID");
     assert_problem(
