@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 
-use crate::config::{self, ServerSettings, Settings, Source};
+use crate::config::{self, LogSettings, ServerSettings, Settings, Source};
 use crate::credentials::{self, Verdict};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -45,6 +45,10 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
         );
     }
     let server = settings.server.clone();
+    let started = ReadAtStart {
+        server: server.clone(),
+        log: settings.log.clone(),
+    };
     let runtime = Runtime::new(settings, Arc::new(Metrics::default()), None);
     runtime.warn_about_old_keys(unix_now() as i64);
     runtime.start();
@@ -106,7 +110,7 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
         ))
     });
 
-    let reloads = spawn_reloader(state.clone(), source, server.clone());
+    let reloads = spawn_reloader(state.clone(), source, started);
     loop {
         tokio::select! {
             _ = hangup.recv() => reloads.notify_one(),
@@ -145,7 +149,7 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
 /// Runs reloads one at a time, apart from the signal loop, so that a reload stuck on a secret
 /// file (a hung mount) or waiting for a new key set cannot hold up shutdown. SIGHUPs that
 /// arrive during a reload make one more after it.
-fn spawn_reloader(state: AppState, source: Source, started: ServerSettings) -> Arc<Notify> {
+fn spawn_reloader(state: AppState, source: Source, started: ReadAtStart) -> Arc<Notify> {
     let requested = Arc::new(Notify::new());
     let notified = requested.clone();
     tokio::spawn(async move {
@@ -164,9 +168,43 @@ fn spawn_reloader(state: AppState, source: Source, started: ServerSettings) -> A
     requested
 }
 
-/// Re-reads the configuration and swaps it in when valid. `started` holds the server settings
-/// read only at start, to warn about changes a reload cannot apply.
-async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
+/// The settings read only at start, to warn about changes a reload cannot apply.
+#[derive(Clone)]
+struct ReadAtStart {
+    server: ServerSettings,
+    log: LogSettings,
+}
+
+impl ReadAtStart {
+    /// The key paths of the settings `next` changes that only a restart applies.
+    fn changed(&self, next: &Settings) -> Vec<&'static str> {
+        let (was, now) = (&self.server, &next.server);
+        [
+            ("server.listen", was.listen != now.listen),
+            ("server.admin_listen", was.admin_listen != now.admin_listen),
+            (
+                "server.request_timeout",
+                was.request_timeout != now.request_timeout,
+            ),
+            (
+                "server.header_read_timeout",
+                was.header_read_timeout != now.header_read_timeout,
+            ),
+            (
+                "server.shutdown_grace",
+                was.shutdown_grace != now.shutdown_grace,
+            ),
+            ("log.level", self.log.level != next.log.level),
+            ("log.format", self.log.format != next.log.format),
+        ]
+        .into_iter()
+        .filter_map(|(path, changed)| changed.then_some(path))
+        .collect()
+    }
+}
+
+/// Re-reads the configuration and swaps it in when valid.
+async fn reload(state: &AppState, source: &Source, started: &ReadAtStart) {
     let current = state.runtime();
     let loading = source.clone();
     let loaded = tokio::task::spawn_blocking(move || config::load(&loading)).await;
@@ -189,6 +227,7 @@ async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
             return;
         }
     };
+    let restart_only = started.changed(&settings);
     let next = Runtime::new(settings, current.metrics.clone(), Some(&current));
     next.warn_about_old_keys(unix_now() as i64);
     // An authenticator with a new JWKS URL starts without keys: they are fetched while the
@@ -213,31 +252,46 @@ async fn reload(state: &AppState, source: &Source, started: &ServerSettings) {
         }
         return;
     }
-    let (at_start, new) = (started, &next.server);
-    let read_at_start = [
-        ("server.listen", at_start.listen != new.listen),
-        (
-            "server.admin_listen",
-            at_start.admin_listen != new.admin_listen,
-        ),
-        (
-            "server.request_timeout",
-            at_start.request_timeout != new.request_timeout,
-        ),
-        (
-            "server.header_read_timeout",
-            at_start.header_read_timeout != new.header_read_timeout,
-        ),
-        (
-            "server.shutdown_grace",
-            at_start.shutdown_grace != new.shutdown_grace,
-        ),
-    ];
-    for (path, _) in read_at_start.iter().filter(|(_, changed)| *changed) {
+    for path in restart_only {
         tracing::warn!(path, "setting changed; it takes effect at the next restart");
     }
     next.start();
     state.replace(next);
     current.metrics.config_reload(true);
     tracing::info!("configuration reloaded");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogFormat;
+
+    #[test]
+    fn settings_read_only_at_start_are_named_when_a_reload_changes_them() {
+        let demo = || config::load(&Source::default()).unwrap();
+        let at_start = demo();
+        let started = ReadAtStart {
+            server: at_start.server.clone(),
+            log: at_start.log.clone(),
+        };
+        assert_eq!(started.changed(&demo()), Vec::<&str>::new());
+
+        let mut next = demo();
+        next.log.level = "debug".into();
+        next.log.format = match at_start.log.format {
+            LogFormat::Json => LogFormat::Pretty,
+            LogFormat::Pretty => LogFormat::Json,
+        };
+        next.server.shutdown_grace += Duration::from_secs(1);
+        next.server.listen.set_port(next.server.listen.port() + 1);
+        assert_eq!(
+            started.changed(&next),
+            [
+                "server.listen",
+                "server.shutdown_grace",
+                "log.level",
+                "log.format"
+            ]
+        );
+    }
 }
