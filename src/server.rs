@@ -12,6 +12,7 @@
 //! listener keeps answering (`/readyz` 503) until the public one has drained. A second signal
 //! exits immediately.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,13 +81,13 @@ pub async fn run(settings: Settings, source: Source) -> std::io::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
 
-    let public = TcpListener::bind(server.listen).await?;
+    let public = bind(server.listen, "server.listen").await?;
     tracing::info!(address = %public.local_addr()?, "listening");
     let (stop_public, public_stopped) = watch::channel(false);
     let (stop_admin, admin_stopped) = watch::channel(false);
     let (public_router, admin) = match server.admin_listen {
         Some(admin_addr) => {
-            let admin = TcpListener::bind(admin_addr).await?;
+            let admin = bind(admin_addr, "server.admin_listen").await?;
             tracing::info!(address = %admin.local_addr()?, "admin listening");
             let token_router = http::token_router(state.clone());
             let ops_router = http::ops_router(state.clone());
@@ -166,6 +167,16 @@ fn spawn_reloader(state: AppState, source: Source, started: ReadAtStart) -> Arc<
         }
     });
     requested
+}
+
+/// Binds `addr`; an error names the address and the setting it came from.
+async fn bind(addr: SocketAddr, setting: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot listen on {addr} ({setting}): {error}"),
+        )
+    })
 }
 
 /// The settings read only at start, to warn about changes a reload cannot apply.

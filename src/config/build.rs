@@ -206,11 +206,19 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         .admin_listen
         .as_deref()
         .and_then(|l| b.socket_addr("server.admin_listen", l));
-    // Port 0 picks a free port for each, so only fixed ports can clash.
-    if admin_listen == Some(listen) && listen.port() != 0 {
+    // Port 0 picks a free port for each, so only fixed ports can clash; an unspecified address
+    // (0.0.0.0, [::]) takes the port on every address.
+    let clash = |admin: SocketAddr| {
+        admin.port() == listen.port()
+            && listen.port() != 0
+            && (admin.ip() == listen.ip()
+                || admin.ip().is_unspecified()
+                || listen.ip().is_unspecified())
+    };
+    if admin_listen.is_some_and(clash) {
         b.problem(
             "server.admin_listen",
-            "must differ from server.listen (or be left out)",
+            "must not share its port with server.listen (or be left out)",
         );
     }
     let max_body_bytes = raw.max_body_bytes.unwrap_or(16 * 1024);

@@ -761,3 +761,34 @@ fn a_log_level_that_is_a_bare_word_but_no_level_is_refused() {
         assert_eq!(settings.log.level, good);
     }
 }
+
+#[test]
+fn an_admin_listener_on_the_public_port_is_refused() {
+    let with = |listen: &str, admin: &str| {
+        VALID
+            .replace(
+                "listen = \"127.0.0.1:8081\"",
+                &format!("listen = {listen:?}"),
+            )
+            .replace(
+                "admin_listen = \"127.0.0.1:9091\"",
+                &format!("admin_listen = {admin:?}"),
+            )
+    };
+    for (listen, admin) in [
+        ("127.0.0.1:8081", "127.0.0.1:8081"),
+        ("0.0.0.0:8081", "127.0.0.1:8081"),
+        ("127.0.0.1:8081", "0.0.0.0:8081"),
+        ("[::]:8081", "127.0.0.1:8081"),
+    ] {
+        let problems = problems(&with(listen, admin));
+        assert_problem(&problems, "server.admin_listen", "must not share its port");
+    }
+    for (listen, admin) in [
+        ("127.0.0.1:8081", "127.0.0.2:8081"),
+        ("0.0.0.0:8081", "127.0.0.1:9091"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        load_text(&with(listen, admin)).unwrap_or_else(|e| panic!("{listen} {admin}: {e}"));
+    }
+}

@@ -148,6 +148,22 @@ fn a_missing_secret_file_stops_start_up_with_status_2_naming_the_path() {
 }
 
 #[test]
+fn a_port_in_use_stops_start_up_naming_the_address_and_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let file = config_file(&format!("admin_listen = \"{addr}\""));
+    let output = tokenmint(&["serve", "--config", path_of(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("cannot listen on {addr} (server.admin_listen)")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_bad_worker_thread_count_stops_start_up_with_status_2_not_a_panic() {
     let file = config_file("");
     for bad in ["0", "four"] {
