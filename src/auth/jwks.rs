@@ -31,7 +31,7 @@ struct Loaded {
 pub struct RemoteKeys {
     auth: String,
     url: String,
-    client: reqwest::Client,
+    client: Option<reqwest::Client>,
     cache_ttl: Duration,
     refetch_cooldown: Duration,
     max_stale: Duration,
@@ -61,13 +61,18 @@ impl RemoteKeys {
         max_stale: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // Without its timeouts and redirect policy no client is used at all: the key set is then
+        // never fetched and the authenticator stays unready, rather than fetching without them.
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tokenmint/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .inspect_err(|error| {
+                tracing::error!(auth, %error, "cannot build the HTTP client for the key set");
+            })
+            .ok();
         Self {
             auth: auth.to_owned(),
             url,
@@ -208,8 +213,8 @@ impl RemoteKeys {
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
-        let mut response = self
-            .client
+        let client = self.client.as_ref().ok_or("no_client")?;
+        let mut response = client
             .get(&self.url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
