@@ -1,12 +1,13 @@
 // Keeps a Twilio Access Token from tokenmint fresh in a browser. No dependencies; copy this file.
 //
+//   let device; // onToken runs for the first token too, before the Device exists
 //   const tokens = createTokenClient({
 //     url: 'https://tokens.example.com/apps/web/token',
 //     getIdpToken: ({ forceRefresh }) => auth.getAccessToken({ forceRefresh }), // your IdP SDK
 //     onToken: ({ token }) => device?.updateToken(token), // every new token, one place
 //     onError: (error) => showSignedOut(error),
 //   });
-//   const device = new Twilio.Device((await tokens.start()).token);
+//   device = new Twilio.Device((await tokens.start()).token);
 //   refreshOnSdkEvent(tokens, device, 'tokenWillExpire'); // Conversations, Sync: 'tokenAboutToExpire'
 //   refreshOnWake(tokens); // a tab coming back to the foreground, or back online
 //

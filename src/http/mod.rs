@@ -165,8 +165,16 @@ pub fn token_router(state: AppState) -> Router {
 /// the exposed headers to every response, whatever the origin; a browser ignores them without
 /// `Access-Control-Allow-Origin`, but an origin that is refused should learn nothing about the
 /// API from them either. `Vary` stays: caches need it whatever the answer.
+///
+/// The layer answers every `OPTIONS` itself (with the allowed methods, whatever the origin). Its
+/// answer gets the token routes' `Allow`, as their 405s have it, before axum adds one offering
+/// `HEAD`, which they refuse; and, like every other answer of theirs, is not to be stored.
 fn cors_only_for_allowed_origins(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    if headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     // Credentials are only ever allowed with the origin, so they need no check.
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
         headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);

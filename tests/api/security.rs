@@ -2085,6 +2085,26 @@ async fn a_wrong_method_is_405_without_an_authentication_challenge() {
 }
 
 #[tokio::test]
+async fn options_on_a_token_route_offers_get_and_post_and_is_not_stored() {
+    let app = spawn_app().await;
+    for path in [TOKEN_PATH, "/token"] {
+        let plain = app
+            .client
+            .request(Method::OPTIONS, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let preflight = preflight(&app, path, ORIGIN).await;
+        for (what, response) in [("plain", plain), ("preflight", preflight)] {
+            let case = format!("{what} OPTIONS {path}");
+            assert_eq!(response.status(), 200, "{case}");
+            assert_eq!(response.headers()["allow"], "GET, POST", "{case}");
+            assert_eq!(response.headers()["cache-control"], "no-store", "{case}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_path_is_404_without_an_authentication_challenge() {
     let app = spawn_app().await;
     let valid = token_for("alice");
