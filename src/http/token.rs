@@ -385,10 +385,62 @@ fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
     Ok(out)
 }
 
+/// A JSON object read with each key at most once: `serde_json`'s `Map` keeps the last of a
+/// repeated key, so a proxy that reads the first would see another request than the one served.
+struct Fields {
+    object: Map<String, Value>,
+    /// The first key given twice.
+    repeated: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Fields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Fields {
+                    object: Map::new(),
+                    repeated: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value()?;
+                    if fields.object.contains_key(&key) {
+                        fields.repeated.get_or_insert(key);
+                    } else {
+                        fields.object.insert(key, value);
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
 fn from_json(body: &[u8]) -> Result<MintRequest, ApiError> {
-    let object: Map<String, Value> = match serde_json::from_slice(body) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => return Err(ApiError::invalid_request("the body must be a JSON object")),
+    let object = match serde_json::from_slice::<Fields>(body) {
+        Ok(Fields {
+            repeated: Some(key),
+            ..
+        }) => {
+            return Err(ApiError::invalid_request(format!(
+                "{} is given more than once",
+                text::truncate(&key)
+            )));
+        }
+        Ok(fields) => fields.object,
+        Err(error) if error.classify() == serde_json::error::Category::Data => {
+            return Err(ApiError::invalid_request("the body must be a JSON object"));
+        }
         Err(_) => return Err(ApiError::invalid_request("the body is not valid JSON")),
     };
     let mut out = MintRequest::default();
@@ -467,6 +519,33 @@ mod tests {
         });
         assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
         body
+    }
+
+    #[test]
+    fn a_json_body_gives_each_field_once() {
+        let request = from_json(br#"{"ttl":60,"room":"r1","grants":["video"]}"#).unwrap();
+        assert_eq!(
+            (request.ttl_secs, request.room.as_deref()),
+            (Some(60), Some("r1"))
+        );
+        for (body, detail) in [
+            (r#"{"ttl":60,"ttl":120}"#, "ttl is given more than once"),
+            (
+                r#"{"room":"a","ttl":1,"room":null}"#,
+                "room is given more than once",
+            ),
+            ("[1]", "the body must be a JSON object"),
+            ("\"ttl\"", "the body must be a JSON object"),
+            (r#"{"ttl":60"#, "the body is not valid JSON"),
+            (r#"{"ttl":60} {}"#, "the body is not valid JSON"),
+        ] {
+            let error = from_json(body.as_bytes()).expect_err(body);
+            assert_eq!(
+                (error.status.as_u16(), error.detail.as_ref()),
+                (400, detail),
+                "{body}"
+            );
+        }
     }
 
     #[test]
