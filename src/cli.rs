@@ -205,14 +205,19 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
-        Command::Healthcheck { url: None } => with_config(&source, |settings| {
-            let server = &settings.server;
-            let mut addr = server.admin_listen.unwrap_or(server.listen);
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        // Exit 1 for every failure: Docker reserves a HEALTHCHECK's 2.
+        Command::Healthcheck { url: None } => match config::health_address(&source) {
+            Ok(mut addr) => {
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                healthcheck(&format!("http://{addr}/healthz"))
             }
-            healthcheck(&format!("http://{addr}/healthz"))
-        }),
+            Err(error) => {
+                eprintln!("unhealthy: cannot find the address to probe: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -201,7 +201,7 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         .listen
         .as_deref()
         .and_then(|l| b.socket_addr("server.listen", l))
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
+        .unwrap_or(super::DEFAULT_LISTEN);
     let admin_listen = raw
         .admin_listen
         .as_deref()

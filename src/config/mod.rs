@@ -18,6 +18,10 @@ use secrecy::SecretString;
 
 pub use secret::Env;
 
+/// `server.listen` when the configuration leaves it out.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+
 use crate::auth::AuthSettings;
 use crate::policy::AppPolicy;
 use crate::twilio::Signer;
@@ -219,31 +223,10 @@ impl Source {
 
 /// Loads, layers and validates the configuration.
 pub fn load(source: &Source) -> Result<Settings, ConfigError> {
-    use config::{Config, Environment, File, FileFormat, Source as _};
+    use config::Source as _;
 
-    let text = match (&source.text, &source.file) {
-        (Some(text), _) => text.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            Problem::new(
-                "--config",
-                format!("cannot read file {}: {}", path.display(), e.kind()),
-            )
-        })?,
-        (None, None) => DEMO_CONFIG.to_owned(),
-    };
-    let base = File::from_str(&text, FileFormat::Toml);
-    let mut environment = Environment::with_prefix("TOKENMINT")
-        .separator("__")
-        .try_parsing(true);
-    if let Env::Fixed(vars) = &source.env {
-        environment = environment.source(Some(vars.clone().into_iter().collect()));
-    }
-    let layered = Config::builder()
-        .add_source(base)
-        .add_source(environment)
-        .build()
-        .and_then(|layered| layered.collect())
-        .map_err(|e| secret_free(e, &text))?;
+    let (text, layered) = layered(source)?;
+    let layered = layered.collect().map_err(|e| secret_free(e, &text))?;
     let mut tree = config::Value::new(None, config::ValueKind::Table(layered));
     // Keys dropped from the tree: references that did not resolve, values of the wrong type.
     let mut dropped = Vec::new();
@@ -277,6 +260,58 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     } else {
         Err(ConfigError { problems })
     }
+}
+
+/// The configuration text and its layers: the file (or the demo), then `TOKENMINT__…` variables.
+fn layered(source: &Source) -> Result<(String, config::Config), ConfigError> {
+    use config::{Config, Environment, File, FileFormat};
+
+    let text = match (&source.text, &source.file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            Problem::new(
+                "--config",
+                format!("cannot read file {}: {}", path.display(), e.kind()),
+            )
+        })?,
+        (None, None) => DEMO_CONFIG.to_owned(),
+    };
+    let base = File::from_str(&text, FileFormat::Toml);
+    let mut environment = Environment::with_prefix("TOKENMINT")
+        .separator("__")
+        .try_parsing(true);
+    if let Env::Fixed(vars) = &source.env {
+        environment = environment.source(Some(vars.clone().into_iter().collect()));
+    }
+    let layered = Config::builder()
+        .add_source(base)
+        .add_source(environment)
+        .build()
+        .map_err(|e| secret_free(e, &text))?;
+    Ok((text, layered))
+}
+
+/// Where `/healthz` is served: `server.admin_listen`, else `server.listen`, read from the same
+/// layers as [`load`] but nothing else of the configuration, so that a probe of a running
+/// service does not fail for a problem elsewhere in a file it has not reloaded, nor read a
+/// secret.
+pub fn health_address(source: &Source) -> Result<SocketAddr, ConfigError> {
+    let (_, layered) = layered(source)?;
+    for path in ["server.admin_listen", "server.listen"] {
+        let Ok(raw) = layered.get_string(path) else {
+            continue;
+        };
+        let resolved = secret::resolve(&raw, &source.env).map_err(|e| Problem::new(path, e))?;
+        return resolved.value.parse().map_err(|_| {
+            let shown = if resolved.referenced {
+                format!("the value of {raw}")
+            } else {
+                format!("{raw:?}")
+            };
+            Problem::new(path, format!("{shown} is not an address like 0.0.0.0:8080")).into()
+        });
+    }
+    Ok(DEFAULT_LISTEN)
 }
 
 /// Reads the layered tree into the file's shape, and the unknown keys met on the way. A value

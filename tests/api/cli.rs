@@ -595,3 +595,44 @@ fn healthcheck_passes_against_a_running_server_and_fails_without_one() {
     let output = tokenmint(&["healthcheck", "--url", &url]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn healthcheck_reads_only_the_address_from_the_configuration() {
+    let file = config_file("");
+    let served = serve(&file);
+    // The file as an operator may have edited it without reloading: another setting broken, a
+    // secret gone. The probe still finds the running service and answers for it.
+    let edited = config_file("lisen = \"typo\"");
+    let toml = std::fs::read_to_string(edited.path())
+        .unwrap()
+        .replace("127.0.0.1:0", &served.addr.to_string())
+        .replace("env:T_KEY_SECRET", "file:/nonexistent/tm/api-secret");
+    std::fs::write(edited.path(), toml).unwrap();
+    let checked = tokenmint(&["check-config", "--config", path_of(&edited)])
+        .output()
+        .unwrap();
+    assert_eq!(checked.status.code(), Some(2), "the edited file is valid");
+    let output = tokenmint(&["healthcheck", "--config", path_of(&edited)])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // The admin address, when set, is the one probed (here by an environment override).
+    let output = tokenmint(&["healthcheck", "--config", path_of(&edited)])
+        .env("TOKENMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let (status, _) = stop(served);
+    assert_eq!(status, Some(0));
+
+    // Every failure is 1, never the 2 Docker reserves: also an address that is not one.
+    let bad = config_file("admin_listen = \"env:T_NOT_AN_ADDRESS\"");
+    let output = tokenmint(&["healthcheck", "--config", path_of(&bad)])
+        .env("T_NOT_AN_ADDRESS", "nowhere")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server.admin_listen"), "{stderr}");
+    assert!(!stderr.contains("nowhere"), "{stderr}");
+}
