@@ -95,3 +95,118 @@ fn single_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     let text = std::str::from_utf8(value.as_bytes()).ok()?.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    const SECRET: &str = "gateway-shared-secret-0123456789";
+
+    fn settings() -> GatewaySettings {
+        GatewaySettings {
+            identity_header: HeaderName::from_static("x-authenticated-user"),
+            claim_headers: vec![("email".into(), HeaderName::from_static("x-email"))],
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            shared_secret: Some((HeaderName::from_static("x-gateway-secret"), SECRET.into())),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn from(peer: &str, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        settings().authenticate(Credentials {
+            headers,
+            peer: Some(peer.parse::<SocketAddr>().unwrap()),
+            now: 0,
+        })
+    }
+
+    fn refused(reason: &'static str) -> Result<Principal, AuthError> {
+        Err(AuthError::unauthenticated(reason))
+    }
+
+    #[test]
+    fn a_trusted_peer_is_believed_without_the_secret() {
+        let sent = headers(&[
+            ("x-authenticated-user", "alice"),
+            ("x-email", "alice@example.com"),
+        ]);
+        for peer in ["10.1.2.3:5000", "[::ffff:10.1.2.3]:5000"] {
+            let principal = from(peer, &sent).unwrap_or_else(|e| panic!("{peer}: {e:?}"));
+            assert_eq!(principal.subject, "alice");
+            assert_eq!(principal.claims["email"], "alice@example.com");
+        }
+        // Outside the trusted range, the same headers without the secret are not.
+        for peer in ["11.1.2.3:5000", "[::1]:5000", "[2001:db8::10.1.2.3]:5000"] {
+            assert_eq!(from(peer, &sent), refused("untrusted_gateway"), "{peer}");
+        }
+        let offline = settings().authenticate(Credentials {
+            headers: &sent,
+            peer: None,
+            now: 0,
+        });
+        assert_eq!(offline, refused("untrusted_gateway"));
+    }
+
+    #[test]
+    fn the_shared_secret_counts_only_when_right_and_sent_once() {
+        let peer = "192.0.2.1:5000";
+        let with = |secrets: &[&str]| {
+            let mut sent = headers(&[("x-authenticated-user", "bob")]);
+            for secret in secrets {
+                sent.append("x-gateway-secret", HeaderValue::from_str(secret).unwrap());
+            }
+            from(peer, &sent)
+        };
+        assert_eq!(with(&[SECRET]).unwrap().subject, "bob");
+        for wrong in [
+            &[][..],
+            &["wrong"],
+            &[&SECRET[..SECRET.len() - 1]],
+            &[SECRET, SECRET],
+        ] {
+            assert_eq!(with(wrong), refused("untrusted_gateway"), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn the_identity_header_must_be_sent_once_not_empty_and_at_most_256_bytes() {
+        let peer = "10.0.0.1:5000";
+        let principal = from(peer, &headers(&[("x-authenticated-user", " carol ")])).unwrap();
+        assert_eq!(principal.subject, "carol");
+        assert_eq!(principal.claims.get("email"), None);
+        for sent in [
+            headers(&[]),
+            headers(&[("x-authenticated-user", "  ")]),
+            headers(&[("x-authenticated-user", "a"), ("x-authenticated-user", "b")]),
+        ] {
+            assert_eq!(
+                from(peer, &sent),
+                refused("missing_identity_header"),
+                "{sent:?}"
+            );
+        }
+        let longest = "x".repeat(MAX_IDENTITY_BYTES);
+        let sent = headers(&[("x-authenticated-user", &longest)]);
+        assert_eq!(from(peer, &sent).unwrap().subject, longest);
+        let sent = headers(&[("x-authenticated-user", &format!("{longest}x"))]);
+        assert_eq!(from(peer, &sent), refused("identity_header_too_long"));
+        // A claim header sent twice is left out rather than picked from.
+        let sent = headers(&[
+            ("x-authenticated-user", "dave"),
+            ("x-email", "a@example.com"),
+            ("x-email", "b@example.com"),
+        ]);
+        assert_eq!(from(peer, &sent).unwrap().claims.get("email"), None);
+    }
+}
