@@ -5,7 +5,7 @@
 use std::fmt;
 
 use aws_lc_rs::digest;
-use axum::http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -100,7 +100,7 @@ fn single_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 mod tests {
     use std::net::SocketAddr;
 
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

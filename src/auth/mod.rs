@@ -13,7 +13,7 @@ mod principal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
 use crate::metrics::Metrics;
 
@@ -136,7 +136,7 @@ impl Authenticator {
 
 /// The token of a single `Authorization: Bearer <token>` header.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values
         .next()
         .ok_or(AuthError::unauthenticated("missing_authorization"))?;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderName;
+use http::HeaderName;
 use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
