@@ -18,7 +18,6 @@ use crate::audit;
 use crate::auth::{AuthError, Authenticator, Credentials};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{MintError, Runtime, unix_now};
-use crate::telemetry::json;
 use crate::text;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -222,7 +221,7 @@ async fn mint(
 fn token_body(token: &str, details: &TokenDetails) -> serde_json::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(token.len() + 192);
     body.extend_from_slice(b"{\"token\":");
-    if json::needs_escape(token) {
+    if text::needs_json_escape(token) {
         serde_json::to_writer(&mut body, token)?;
     } else {
         body.push(b'"');

@@ -1,7 +1,5 @@
 //! Templates over verified claims: `"{sub}"`, `"agent_{sub}"`, `"{email|hash}"`.
 
-use aws_lc_rs::digest;
-
 use crate::auth::Principal;
 
 /// A parsed template. `{name}` inserts a claim, `{name|hash}` its SHA-256 as lowercase hex
@@ -82,12 +80,8 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Claim { name, hash } => {
-                    let value = principal.claim_text(name).ok_or_else(|| name.clone())?;
-                    if *hash {
-                        out.push_str(&sha256_hex(&value));
-                    } else {
-                        out.push_str(&value);
-                    }
+                    let value = render_claim(principal, name, *hash).ok_or_else(|| name.clone())?;
+                    out.push_str(&value);
                 }
             }
         }
@@ -98,12 +92,11 @@ impl Template {
 /// Renders one claim part, for callers that handle text parts themselves.
 pub(crate) fn render_claim(principal: &Principal, name: &str, hash: bool) -> Option<String> {
     let value = principal.claim_text(name)?;
-    Some(if hash { sha256_hex(&value) } else { value })
-}
-
-fn sha256_hex(value: &str) -> String {
-    let digest = digest::digest(&digest::SHA256, value.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    Some(if hash {
+        crate::text::sha256_hex(value.as_bytes())
+    } else {
+        value
+    })
 }
 
 #[cfg(test)]

@@ -120,20 +120,13 @@ fn string(out: &mut impl Write, s: &str) -> fmt::Result {
     out.write_char('"')
 }
 
-/// Whether `s` holds a byte a JSON string must escape: `"`, `\\` or a control character.
-/// Checking every byte without an early exit lets the compiler test 16 at a time.
-pub(crate) fn needs_escape(s: &str) -> bool {
-    let escaped = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
-    s.bytes().fold(false, |any, b| any | escaped(b))
-}
-
 /// Escapes for the inside of a JSON string whatever is written through it.
 struct Escaping<'a, W>(&'a mut W);
 
 impl<W: Write> Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Most values (names, ids, SIDs) need no escape: then the whole string is written at once.
-        if !needs_escape(s) {
+        if !crate::text::needs_json_escape(s) {
             return self.0.write_str(s);
         }
         let mut plain = 0;

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
@@ -173,7 +173,7 @@ impl WebhookVerifier {
             return Err(Invalid::BadSignature);
         }
         if let Some((body, claimed)) = body {
-            let actual = body_sha256_hex(body);
+            let actual = crate::text::sha256_hex(body);
             let claimed = claimed.to_ascii_lowercase();
             if !bool::from(actual.as_bytes().ct_eq(claimed.as_bytes())) {
                 return Err(Invalid::BodyHashMismatch);
@@ -222,18 +222,6 @@ pub fn sign_sha1(auth_token: &SecretString, data: &str) -> String {
 /// The shared-key scheme's signature: HMAC-SHA256 of `data`, base64.
 pub fn sign_sha256(shared_key: &SecretString, data: &str) -> String {
     sign(hmac::HMAC_SHA256, shared_key, data)
-}
-
-/// Lowercase hex SHA-256 of a raw body, as Twilio puts it in `bodySHA256`.
-pub fn body_sha256_hex(body: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = digest::digest(&digest::SHA256, body);
-    let mut hex = String::with_capacity(2 * digest.as_ref().len());
-    for byte in digest.as_ref() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
 }
 
 fn sign(algorithm: hmac::Algorithm, secret: &SecretString, data: &str) -> String {
@@ -678,7 +666,7 @@ mod tests {
     #[test]
     fn body_hash_matches_vector_c() {
         assert_eq!(BODY_C.len(), 38);
-        assert_eq!(body_sha256_hex(BODY_C), HASH_C);
+        assert_eq!(crate::text::sha256_hex(BODY_C), HASH_C);
         assert_eq!(
             sign_sha1(&SecretString::from(AUTH_TOKEN), URL_C),
             SIGNATURE_C
@@ -736,7 +724,7 @@ mod tests {
             Err(Invalid::BodyHashMismatch)
         );
         // A URL signed for an empty body: valid given no body or an empty one.
-        let url = URL_C.replace(HASH_C, &body_sha256_hex(b""));
+        let url = URL_C.replace(HASH_C, &crate::text::sha256_hex(b""));
         let signature = sign_sha1(&SecretString::from(AUTH_TOKEN), &url);
         let empty = json(&url, b"", &signature);
         assert_eq!(check(&empty), Ok(()));
