@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, Credentials, Principal};
-use crate::policy::MAX_IDENTITY_BYTES;
+use crate::twilio::MAX_IDENTITY_BYTES;
 
 pub struct GatewaySettings {
     pub identity_header: HeaderName,

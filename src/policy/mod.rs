@@ -10,6 +10,7 @@ pub use rooms::{DefaultRoom, MAX_ROOM_BYTES, Rooms};
 pub use template::Template;
 
 use crate::auth::Principal;
+use crate::twilio::MAX_IDENTITY_BYTES;
 use crate::twilio::grants::{
     ChatGrant, Grants, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, VoiceOutgoing,
 };
@@ -199,9 +200,6 @@ fn deny(code: DenialCode, reason: impl Into<String>) -> Denial {
         reason: reason.into(),
     }
 }
-
-/// Longest identity any grant accepts, in bytes.
-pub const MAX_IDENTITY_BYTES: usize = 256;
 
 /// Why `identity` cannot be used with `kind`, per Twilio's documented limits.
 pub fn identity_problem(kind: GrantKind, identity: &str) -> Option<&'static str> {

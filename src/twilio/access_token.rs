@@ -14,6 +14,9 @@ use super::sid::{Account, ApiKey, Sid};
 /// Twilio refuses Access Tokens that live longer than 24 hours (error 20157).
 pub const MAX_TTL_SECS: u64 = 24 * 60 * 60;
 
+/// Longest identity any grant accepts, in bytes (Conversations and Sync; the others less).
+pub const MAX_IDENTITY_BYTES: usize = 256;
+
 /// What goes into one token, apart from the account and key that sign it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessToken {

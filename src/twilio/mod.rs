@@ -7,7 +7,7 @@ pub mod grants;
 pub mod sid;
 pub mod webhook;
 
-pub use access_token::{AccessToken, MAX_TTL_SECS, SignError, Signer};
+pub use access_token::{AccessToken, MAX_IDENTITY_BYTES, MAX_TTL_SECS, SignError, Signer};
 pub use grants::{ChatGrant, Grants, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant};
 pub use sid::{Sid, SidError};
 pub use webhook::{WebhookRequest, WebhookVerifier};
