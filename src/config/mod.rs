@@ -191,13 +191,24 @@ impl From<Problem> for ConfigError {
 }
 
 /// Where the configuration comes from.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Source {
     /// The operator's file; the built-in demo configuration when `None`.
     pub file: Option<std::path::PathBuf>,
     /// TOML text used instead of any file (tests and embedding).
     pub text: Option<String>,
     pub env: Env,
+}
+
+/// The text's size only: a configuration may hold literal secrets.
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("file", &self.file)
+            .field("text_bytes", &self.text.as_ref().map(String::len))
+            .field("env", &self.env)
+            .finish()
+    }
 }
 
 impl Source {

@@ -1,11 +1,12 @@
 //! The configuration file as written: every field optional so that one pass can report every
 //! problem. Unknown keys are collected by the loader, not rejected by serde, for the same reason.
+//! No `Debug`: with `allow_literal_secrets`, these hold secrets as written.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
@@ -19,7 +20,7 @@ pub struct RawConfig {
     pub apps: BTreeMap<String, RawApp>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct RawServer {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
@@ -34,13 +35,13 @@ pub struct RawServer {
     pub check_credentials_on_start: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawAccount {
     pub account_sid: Option<String>,
     pub region: Option<String>,
@@ -54,7 +55,7 @@ pub struct RawAccount {
     pub api_base: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawSigningKey {
     pub sid: Option<String>,
     pub secret: Option<String>,
@@ -62,7 +63,7 @@ pub struct RawSigningKey {
 }
 
 /// Both kinds in one struct; fields of the other kind are reported as problems.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawAuth {
     pub kind: Option<String>,
     // kind = "jwt"
@@ -84,7 +85,7 @@ pub struct RawAuth {
     pub shared_secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawApp {
     pub account: Option<String>,
     pub auth: Option<String>,
@@ -99,7 +100,7 @@ pub struct RawApp {
     pub grants: RawGrants,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct RawGrants {
     pub voice: Option<RawVoice>,
     pub video: Option<RawVideo>,
@@ -108,7 +109,7 @@ pub struct RawGrants {
     pub task_router: Option<RawTaskRouter>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawVoice {
     pub outgoing_application_sid: Option<String>,
     #[serde(default)]
@@ -121,14 +122,14 @@ pub struct RawVoice {
     pub require_claims: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawVideo {
     pub rooms: Option<Vec<String>>,
     #[serde(default)]
     pub require_claims: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawChat {
     pub service_sid: Option<String>,
     pub deployment_role_sid: Option<String>,
@@ -138,14 +139,14 @@ pub struct RawChat {
     pub require_claims: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawSync {
     pub service_sid: Option<String>,
     #[serde(default)]
     pub require_claims: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawTaskRouter {
     pub workspace_sid: Option<String>,
     pub worker_sid: Option<String>,

@@ -1,6 +1,7 @@
 //! `env:NAME` and `file:PATH` references, resolved once at load.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
 use config::{Value, ValueKind};
@@ -8,11 +9,25 @@ use config::{Value, ValueKind};
 use super::{Problem, key_path};
 
 /// Where environment variables are read from: the process, or a fixed map in tests.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum Env {
     #[default]
     Process,
     Fixed(HashMap<String, String>),
+}
+
+/// The variables' names only: their values may be secrets.
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Env::Process => f.write_str("Process"),
+            Env::Fixed(vars) => {
+                let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                f.debug_tuple("Fixed").field(&names).finish()
+            }
+        }
+    }
 }
 
 impl Env {
@@ -196,6 +211,17 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn debug_output_names_variables_without_their_values() {
+        let env = Env::Fixed(HashMap::from([(
+            "API_SECRET".into(),
+            "s3cret-value".into(),
+        )]));
+        let shown = format!("{env:?}");
+        assert!(shown.contains("API_SECRET"), "{shown}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+    }
 
     #[test]
     fn literal_values_pass_through() {
