@@ -317,11 +317,12 @@ fn forbidden_or_unknown(key: &str) -> Option<ApiError> {
             "{key} cannot be requested: it comes from the verified caller and the app's policy"
         ))),
         "grants" | "room" | "ttl" | "platform" | "device_id" => None,
-        other => Some(ApiError::invalid_request(format!(
-            "unknown field {:?}",
-            text::truncate(other)
-        ))),
+        other => Some(unknown_field(other)),
     }
+}
+
+fn unknown_field(key: &str) -> ApiError {
+    ApiError::invalid_request(format!("unknown field {:?}", text::truncate(key)))
 }
 
 fn parse_grant(name: &str) -> Result<GrantKind, ApiError> {
@@ -378,7 +379,9 @@ fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
                 once(&mut out.ttl_secs, "ttl", ttl)?;
             }
             "platform" => once(&mut out.platform, "platform", value.into_owned())?,
-            _ => once(&mut out.device_id, "device_id", value.into_owned())?,
+            "device_id" => once(&mut out.device_id, "device_id", value.into_owned())?,
+            // A field let through above without an arm here is refused, never misfiled.
+            other => return Err(unknown_field(other)),
         }
     }
     Ok(out)
@@ -483,7 +486,8 @@ fn from_json(body: &[u8]) -> Result<MintRequest, ApiError> {
             }
             "room" => out.room = Some(text(value)?),
             "platform" => out.platform = Some(text(value)?),
-            _ => out.device_id = Some(text(value)?),
+            "device_id" => out.device_id = Some(text(value)?),
+            other => return Err(unknown_field(other)),
         }
     }
     Ok(out)
