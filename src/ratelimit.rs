@@ -187,7 +187,8 @@ impl RateLimits {
     }
 
     /// Keys currently held (buckets plus blocks), for tests of the memory bound.
-    pub fn tracked_keys(&self) -> usize {
+    #[cfg(test)]
+    fn tracked_keys(&self) -> usize {
         let buckets: usize = self.apps.values().map(|l| l.state.len()).sum();
         let budget = &self.failures.state;
         let blocked = budget.blocked.lock().map_or(0, |b| b.len());

@@ -358,7 +358,11 @@ number = "1"
     assert_problem(&problems, "apps.support.account", "\"ghost\"");
     // Found although the app's grants have a problem of their own (the video rooms).
     assert_problem(&problems, "apps.support.identity", "\"email\"");
-    assert_problem(&problems, "apps.support.grants.video.rooms", "");
+    assert_problem(
+        &problems,
+        "apps.support.grants.video.rooms",
+        "at least one room pattern",
+    );
     assert_problem(&problems, "apps.support.max_ttl", "24h");
     assert_problem(&problems, "apps.support.cors_origins[0]", "wildcard");
     assert_problem(&problems, "apps.support.cors_origins[1]", "no path");

@@ -195,16 +195,6 @@ impl fmt::Debug for WebhookVerifier {
     }
 }
 
-/// Checks one request against `auth_tokens` (see [`WebhookVerifier::new`]). Building a
-/// [`WebhookVerifier`] once is cheaper when many requests share the credentials.
-pub fn verify(
-    request: &WebhookRequest<'_>,
-    auth_tokens: &[SecretString],
-    shared_keys: &BTreeMap<String, SecretString>,
-) -> Result<(), Invalid> {
-    WebhookVerifier::new(auth_tokens, shared_keys).verify(request)
-}
-
 /// The string Twilio signs: `url` exactly as given, then for each parameter name in byte order
 /// `name + value`, a repeated name contributing each distinct value in byte order. For a GET or a
 /// non-form body pass no parameters.
@@ -212,21 +202,6 @@ pub fn string_to_sign(url: &str, params: &[(String, String)]) -> String {
     let mut out = String::from(url);
     append_params(&mut out, params);
     out
-}
-
-/// The legacy `X-Twilio-Signature`: HMAC-SHA1 of `data` keyed with an Auth Token, base64.
-pub fn sign_sha1(auth_token: &SecretString, data: &str) -> String {
-    sign(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token, data)
-}
-
-/// The shared-key scheme's signature: HMAC-SHA256 of `data`, base64.
-pub fn sign_sha256(shared_key: &SecretString, data: &str) -> String {
-    sign(hmac::HMAC_SHA256, shared_key, data)
-}
-
-fn sign(algorithm: hmac::Algorithm, secret: &SecretString, data: &str) -> String {
-    let key = hmac::Key::new(algorithm, secret.expose_secret().as_bytes());
-    STANDARD.encode(hmac::sign(&key, data.as_bytes()))
 }
 
 fn append_params(out: &mut String, params: &[(String, String)]) {
@@ -352,6 +327,29 @@ fn port_span(url: &str) -> Option<(&str, Range<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The legacy `X-Twilio-Signature`: HMAC-SHA1 of `data` keyed with an Auth Token, base64.
+    fn sign_sha1(auth_token: &SecretString, data: &str) -> String {
+        sign(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token, data)
+    }
+
+    /// The shared-key scheme's signature: HMAC-SHA256 of `data`, base64.
+    fn sign_sha256(shared_key: &SecretString, data: &str) -> String {
+        sign(hmac::HMAC_SHA256, shared_key, data)
+    }
+
+    fn sign(algorithm: hmac::Algorithm, secret: &SecretString, data: &str) -> String {
+        let key = hmac::Key::new(algorithm, secret.expose_secret().as_bytes());
+        STANDARD.encode(hmac::sign(&key, data.as_bytes()))
+    }
+
+    fn verify(
+        request: &WebhookRequest<'_>,
+        auth_tokens: &[SecretString],
+        shared_keys: &BTreeMap<String, SecretString>,
+    ) -> Result<(), Invalid> {
+        WebhookVerifier::new(auth_tokens, shared_keys).verify(request)
+    }
 
     const AUTH_TOKEN: &str = "12345";
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
@@ -886,6 +884,7 @@ mod tests {
         }
         assert!(debug.contains("k1"), "{debug}");
 
+        // Refusals carry no request data today; this keeps it so if one ever gains a field.
         let params = params_b();
         let failures = [
             verifier.verify(&form(URL, &params, SIGNATURE_B)),

@@ -1,7 +1,5 @@
 //! Shared set-up: spawn the app on port 0, sign callers' JWTs, serve a JWKS, decode tokens.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -368,7 +366,6 @@ struct JwksState {
 /// A JWKS endpoint on 127.0.0.1:0 whose behaviour the test controls; counts its requests.
 pub struct JwksServer {
     pub url: String,
-    pub addr: SocketAddr,
     state: JwksState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -430,7 +427,6 @@ impl JwksServer {
         });
         Self {
             url: format!("http://{addr}/jwks.json"),
-            addr,
             state,
             stop: Some(stop),
         }
