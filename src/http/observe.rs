@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline(pub tokio::time::Instant);
 
-/// Answers 503 `timed_out` when the wrapped service takes longer than `timeout`, and records
+/// Answers 503 `unavailable` when the wrapped service takes longer than `timeout`, and records
 /// every request's latency (timed-out ones included) under its matched route.
 #[derive(Clone)]
 pub struct ObserveLayer {

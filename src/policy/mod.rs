@@ -26,6 +26,19 @@ pub enum GrantKind {
     Voice,
 }
 
+// `kind as usize` indexes tables of one entry per kind (the minted-token counters), so the
+// discriminants must be the positions in `GrantKind::ALL`.
+const _: () = {
+    let mut i = 0;
+    while i < GrantKind::ALL.len() {
+        assert!(
+            GrantKind::ALL[i] as usize == i,
+            "GrantKind::ALL is not in discriminant order"
+        );
+        i += 1;
+    }
+};
+
 impl GrantKind {
     pub const ALL: [GrantKind; 5] = [
         GrantKind::Chat,

@@ -544,6 +544,10 @@ async fn an_allowed_alg_with_an_empty_signature_is_refused() {
 // Row 4: key confusion (public key as an HMAC secret)
 // ---------------------------------------------------------------------------------------------
 
+/// End to end, these tokens meet the first of three defences: a provider whose keys are public
+/// allows no HMAC algorithm (configuration refuses one, `key_sets_never_verify_hmac…` in the
+/// config tests). Behind it, a key of one family never verifies another's algorithm
+/// (`a_token_of_another_key_family_finds_no_key` in `auth::jwt`).
 #[tokio::test]
 async fn hs256_macd_with_the_providers_public_key_is_refused() {
     let app = spawn_app().await;
