@@ -83,27 +83,14 @@ impl AppState {
             && self.runtime().is_ready()
     }
 
-    /// The app a token request names, by path (`/apps/{app}/token`) or by query (`/token?app=`),
-    /// falling back to `server.default_app`. Used by CORS before the handler runs.
+    /// The app a token request names (see [`token::requested_app`]), else `server.default_app`.
+    /// Used by CORS before the handler runs.
     fn app_for(&self, parts: &Parts) -> Option<Arc<App>> {
         let runtime = self.runtime();
-        let name = app_name(parts.uri.path(), parts.uri.query(), &runtime)?;
+        let (named, _) = token::requested_app(&parts.uri);
+        let name = named.or_else(|| runtime.server.default_app.clone())?;
         runtime.apps.get(&name).cloned()
     }
-}
-
-/// The app name of a token route, as in [`AppState::app_for`].
-fn app_name(path: &str, query: Option<&str>, runtime: &Runtime) -> Option<String> {
-    if let Some(rest) = path.strip_prefix("/apps/") {
-        let name = rest.strip_suffix("/token")?;
-        return (!name.contains('/')).then(|| name.to_owned());
-    }
-    let from_query = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "app")
-            .map(|(_, v)| v.into_owned())
-    });
-    from_query.or_else(|| runtime.server.default_app.clone())
 }
 
 /// The token API with its per-app CORS policy.
@@ -141,14 +128,14 @@ pub fn token_router(state: AppState) -> Router {
     Router::new()
         .route(
             "/token",
-            get(token::default_app)
-                .post(token::default_app)
+            get(token::handle)
+                .post(token::handle)
                 .head(token::method_not_allowed),
         )
         .route(
             "/apps/{app}/token",
-            get(token::named_app)
-                .post(token::named_app)
+            get(token::handle)
+                .post(token::handle)
                 .head(token::method_not_allowed),
         )
         // Before the CORS layer, so preflights reach it instead of the 405 fallback.

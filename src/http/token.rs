@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -32,35 +32,18 @@ struct TokenDetails<'a> {
     expires_at: String,
 }
 
-pub async fn named_app(
-    State(state): State<AppState>,
-    Path(app): Path<String>,
-    request: Request,
-) -> Response {
-    handle(state, Some(app), request).await
-}
-
-pub async fn default_app(State(state): State<AppState>, request: Request) -> Response {
-    handle(state, None, request).await
-}
-
-async fn handle(state: AppState, path_app: Option<String>, request: Request) -> Response {
+/// Both token routes: the app comes from the path or the query (see [`requested_app`]).
+pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id(request.headers());
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let runtime = state.runtime();
-    let (app_name, query_error) = match app_from_query(&request, path_app.is_some()) {
-        Ok(query_app) => {
-            let named = path_app
-                .or(query_app)
-                .or_else(|| runtime.server.default_app.clone());
-            (named.unwrap_or_default(), None)
-        }
-        // A path that names the app still names it when the query is refused.
-        Err(error) => (path_app.unwrap_or_default(), Some(error)),
-    };
+    let (named, query_error) = requested_app(request.uri());
+    let app_name = named
+        .or_else(|| runtime.server.default_app.clone())
+        .unwrap_or_default();
     let app_name = app_name.as_str();
     let client_ip = client_address(client, request.headers(), &runtime.server.trusted_proxies);
     let deadline = request.extensions().get::<Deadline>().copied();
@@ -257,17 +240,28 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// `app` from the query of `/token`; naming it on `/apps/{app}/token` too is ambiguous.
-fn app_from_query(request: &Request, has_path_app: bool) -> Result<Option<String>, ApiError> {
-    let mut apps = query_pairs(request).filter(|(k, _)| k == "app");
-    let app = apps.next().map(|(_, v)| v.into_owned());
-    if apps.next().is_some() {
-        return Err(ApiError::invalid_request("app is given more than once"));
-    }
-    if app.is_some() && has_path_app {
-        return Err(ApiError::invalid_request("app is chosen by the path here"));
-    }
-    Ok(app)
+/// The app a token request names, by its path (`/apps/{app}/token`, as sent: app names need no
+/// percent-encoding) or by the query of `/token` (`?app=`), before `server.default_app`
+/// applies; with the reason the query is refused, if it is: `app` given twice, or besides a
+/// path that names one. The app is still named then, for the refusal's CORS headers and audit
+/// record. CORS decides by it before the handler runs, so both answer for the same app.
+pub(super) fn requested_app(uri: &Uri) -> (Option<String>, Option<ApiError>) {
+    let by_path = uri
+        .path()
+        .strip_prefix("/apps/")
+        .and_then(|rest| rest.strip_suffix("/token"))
+        .filter(|name| !name.contains('/'));
+    let query = uri.query().unwrap_or_default();
+    let mut by_query = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "app");
+    let first = by_query.next().map(|(_, v)| v.into_owned());
+    let refused = if by_query.next().is_some() {
+        Some(ApiError::invalid_request("app is given more than once"))
+    } else if first.is_some() && by_path.is_some() {
+        Some(ApiError::invalid_request("app is chosen by the path here"))
+    } else {
+        None
+    };
+    (by_path.map(str::to_owned).or(first), refused)
 }
 
 fn query_pairs(request: &Request) -> form_urlencoded::Parse<'_> {
@@ -522,6 +516,25 @@ mod tests {
         });
         assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
         body
+    }
+
+    #[test]
+    fn the_app_comes_from_the_path_as_sent_or_from_the_query() {
+        let named = |uri: &str| {
+            let (app, refused) = requested_app(&uri.parse().unwrap());
+            (app, refused.map(|error| error.detail.into_owned()))
+        };
+        let app = |name: &str| Some(name.to_owned());
+        assert_eq!(named("/apps/support/token"), (app("support"), None));
+        assert_eq!(named("/apps/sup%70ort/token"), (app("sup%70ort"), None));
+        assert_eq!(named("/token?app=support&ttl=60"), (app("support"), None));
+        assert_eq!(named("/token?app=sup%70ort"), (app("support"), None));
+        assert_eq!(named("/token"), (None, None));
+        assert_eq!(named("/apps/a/b/token"), (None, None));
+        let twice = Some("app is given more than once".to_owned());
+        assert_eq!(named("/token?app=a&app=b"), (app("a"), twice));
+        let both = Some("app is chosen by the path here".to_owned());
+        assert_eq!(named("/apps/a/token?app=b"), (app("a"), both));
     }
 
     #[test]

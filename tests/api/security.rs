@@ -2030,7 +2030,14 @@ async fn an_unknown_app_is_404_with_or_without_credentials() {
     let app = spawn_app().await;
     let valid = token_for("alice");
     let mut bodies = Vec::new();
-    for path in ["/apps/nope/token", "/token?app=nope", "/apps/Support/token"] {
+    // An app name needs no percent-encoding: an encoded one names no app (and gets no CORS
+    // headers either, which are decided by the same name).
+    for path in [
+        "/apps/nope/token",
+        "/token?app=nope",
+        "/apps/Support/token",
+        "/apps/sup%70ort/token",
+    ] {
         for bearer in [None, Some(valid.as_str()), Some("garbage")] {
             let case = format!("POST {path}, bearer {}", bearer.is_some());
             let response = app.post(path, bearer, None).await;
