@@ -1,9 +1,6 @@
-//! Small pure helpers for text: client-chosen text in messages and log fields, JSON escaping,
-//! hex digests.
+//! Small pure helpers for text: client-chosen text in messages and log fields, JSON escaping.
 
 use std::borrow::Cow;
-
-use aws_lc_rs::digest;
 
 /// Longest client-chosen text, in characters, repeated in a message or log field.
 pub const MAX_ECHOED_CHARS: usize = 64;
@@ -23,18 +20,6 @@ pub fn truncate(s: &str) -> Cow<'_, str> {
 pub fn needs_json_escape(s: &str) -> bool {
     let escaped = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
     s.bytes().fold(false, |any, b| any | escaped(b))
-}
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = digest::digest(&digest::SHA256, bytes);
-    let mut hex = String::with_capacity(2 * digest.as_ref().len());
-    for byte in digest.as_ref() {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
 }
 
 #[cfg(test)]
@@ -59,14 +44,5 @@ mod tests {
             );
         }
         assert!(!needs_json_escape("\u{7f}é"));
-    }
-
-    #[test]
-    fn sha256_hex_is_lowercase_hex() {
-        // FIPS 180-2 test vector.
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -93,7 +93,7 @@ impl Template {
 pub(crate) fn render_claim(principal: &Principal, name: &str, hash: bool) -> Option<String> {
     let value = principal.claim_text(name)?;
     Some(if hash {
-        crate::text::sha256_hex(value.as_bytes())
+        crate::twilio::sha256_hex(value.as_bytes())
     } else {
         value
     })
