@@ -83,13 +83,12 @@ impl AppState {
             && self.runtime().is_ready()
     }
 
-    /// The app a token request names (see [`token::requested_app`]), else `server.default_app`.
-    /// Used by CORS before the handler runs.
+    /// The app a token request names (see [`token::requested_app`]). Used by CORS before the
+    /// handler runs.
     fn app_for(&self, parts: &Parts) -> Option<Arc<App>> {
         let runtime = self.runtime();
-        let (named, _) = token::requested_app(&parts.uri);
-        let name = named.or_else(|| runtime.server.default_app.clone())?;
-        runtime.apps.get(&name).cloned()
+        let (name, _) = token::requested_app(&parts.uri, &runtime);
+        runtime.apps.get(&name?).cloned()
     }
 }
 

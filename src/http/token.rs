@@ -40,10 +40,8 @@ pub async fn handle(State(state): State<AppState>, request: Request) -> Response
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let runtime = state.runtime();
-    let (named, query_error) = requested_app(request.uri());
-    let app_name = named
-        .or_else(|| runtime.server.default_app.clone())
-        .unwrap_or_default();
+    let (named, query_error) = requested_app(request.uri(), &runtime);
+    let app_name = named.unwrap_or_default();
     let app_name = app_name.as_str();
     let client_ip = client_address(client, request.headers(), &runtime.server.trusted_proxies);
     let deadline = request.extensions().get::<Deadline>().copied();
@@ -241,11 +239,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The app a token request names, by its path (`/apps/{app}/token`, as sent: app names need no
-/// percent-encoding) or by the query of `/token` (`?app=`), before `server.default_app`
-/// applies; with the reason the query is refused, if it is: `app` given twice, or besides a
-/// path that names one. The app is still named then, for the refusal's CORS headers and audit
-/// record. CORS decides by it before the handler runs, so both answer for the same app.
-pub(super) fn requested_app(uri: &Uri) -> (Option<String>, Option<ApiError>) {
+/// percent-encoding) or by the query of `/token` (`?app=`), else `server.default_app`; with the
+/// reason the query is refused, if it is: `app` given twice, or besides a path that names one.
+/// The app is still named then, for the refusal's CORS headers and audit record. CORS decides
+/// by it before the handler runs, so both answer for the same app.
+pub(super) fn requested_app(uri: &Uri, runtime: &Runtime) -> (Option<String>, Option<ApiError>) {
     let by_path = uri
         .path()
         .strip_prefix("/apps/")
@@ -261,7 +259,11 @@ pub(super) fn requested_app(uri: &Uri) -> (Option<String>, Option<ApiError>) {
     } else {
         None
     };
-    (by_path.map(str::to_owned).or(first), refused)
+    let named = by_path.map(str::to_owned).or(first);
+    (
+        named.or_else(|| runtime.server.default_app.clone()),
+        refused,
+    )
 }
 
 fn query_pairs(request: &Request) -> form_urlencoded::Parse<'_> {
@@ -434,7 +436,11 @@ fn from_json(body: &[u8]) -> Result<MintRequest, ApiError> {
             )));
         }
         Ok(fields) => fields.object,
-        Err(error) if error.classify() == serde_json::error::Category::Data => {
+        // Refused at its first byte when not an object: whether the rest is JSON is another read.
+        Err(error)
+            if error.classify() == serde_json::error::Category::Data
+                && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
+        {
             return Err(ApiError::invalid_request("the body must be a JSON object"));
         }
         Err(_) => return Err(ApiError::invalid_request("the body is not valid JSON")),
@@ -520,8 +526,13 @@ mod tests {
 
     #[test]
     fn the_app_comes_from_the_path_as_sent_or_from_the_query() {
+        let runtime = Runtime::new(
+            crate::config::load(&crate::config::Source::default()).unwrap(),
+            Default::default(),
+            None,
+        );
         let named = |uri: &str| {
-            let (app, refused) = requested_app(&uri.parse().unwrap());
+            let (app, refused) = requested_app(&uri.parse().unwrap(), &runtime);
             (app, refused.map(|error| error.detail.into_owned()))
         };
         let app = |name: &str| Some(name.to_owned());
@@ -529,8 +540,9 @@ mod tests {
         assert_eq!(named("/apps/sup%70ort/token"), (app("sup%70ort"), None));
         assert_eq!(named("/token?app=support&ttl=60"), (app("support"), None));
         assert_eq!(named("/token?app=sup%70ort"), (app("support"), None));
-        assert_eq!(named("/token"), (None, None));
-        assert_eq!(named("/apps/a/b/token"), (None, None));
+        // Else the demo configuration's server.default_app.
+        assert_eq!(named("/token"), (app("demo"), None));
+        assert_eq!(named("/apps/a/b/token"), (app("demo"), None));
         let twice = Some("app is given more than once".to_owned());
         assert_eq!(named("/token?app=a&app=b"), (app("a"), twice));
         let both = Some("app is chosen by the path here".to_owned());
@@ -553,6 +565,8 @@ mod tests {
             ("[1]", "the body must be a JSON object"),
             ("\"ttl\"", "the body must be a JSON object"),
             (r#"{"ttl":60"#, "the body is not valid JSON"),
+            ("[1", "the body is not valid JSON"),
+            ("[1] junk", "the body is not valid JSON"),
             (r#"{"ttl":60} {}"#, "the body is not valid JSON"),
         ] {
             let error = from_json(body.as_bytes()).expect_err(body);

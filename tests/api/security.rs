@@ -544,7 +544,7 @@ async fn an_allowed_alg_with_an_empty_signature_is_refused() {
 // Row 4: key confusion (public key as an HMAC secret)
 // ---------------------------------------------------------------------------------------------
 
-/// End to end, these tokens meet the first of three defences: a provider whose keys are public
+/// End to end, these tokens meet the first of two defences: a provider whose keys are public
 /// allows no HMAC algorithm (configuration refuses one, `key_sets_never_verify_hmac…` in the
 /// config tests). Behind it, a key of one family never verifies another's algorithm
 /// (`a_token_of_another_key_family_finds_no_key` in `auth::jwt`).
@@ -2030,8 +2030,7 @@ async fn an_unknown_app_is_404_with_or_without_credentials() {
     let app = spawn_app().await;
     let valid = token_for("alice");
     let mut bodies = Vec::new();
-    // An app name needs no percent-encoding: an encoded one names no app (and gets no CORS
-    // headers either, which are decided by the same name).
+    // An app name needs no percent-encoding: an encoded one names no app.
     for path in [
         "/apps/nope/token",
         "/token?app=nope",
@@ -2054,6 +2053,41 @@ async fn an_unknown_app_is_404_with_or_without_credentials() {
     }
     // Credentials or not, the answer is the same: nothing about them is revealed.
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+}
+
+/// CORS and the handler read the app from the request alike, so the headers a browser gets
+/// belong to the app that answers: none for an app that does not exist, however it is spelt.
+#[tokio::test]
+async fn cors_headers_are_those_of_the_app_that_answers() {
+    let app = spawn_app().await;
+    let allowed = preflight(&app, TOKEN_PATH, ORIGIN).await;
+    assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
+    let encoded = "/apps/sup%70ort/token";
+    assert_no_cors_headers(
+        preflight(&app, encoded, ORIGIN).await.headers(),
+        "preflight",
+    );
+    let response = app
+        .client
+        .post(app.url(encoded))
+        .bearer_auth(token_for("alice"))
+        .header(header::ORIGIN, ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_no_cors_headers(response.headers(), "POST");
+    // A refused query still names its app, for the refusal's CORS headers and audit record.
+    let response = app
+        .client
+        .post(app.url("/token?app=support&app=edge"))
+        .bearer_auth(token_for("alice"))
+        .header(header::ORIGIN, ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
 }
 
 #[tokio::test]
