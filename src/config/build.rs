@@ -1,7 +1,7 @@
 //! One pass from [`RawConfig`] to [`Settings`], collecting every problem on the way.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ use crate::twilio::{MAX_TTL_SECS, Sid, Signer, sid::SidKind};
 const MIN_HS256_SECRET_BYTES: usize = 32;
 const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 const MAX_BODY_LIMIT: u64 = 1024 * 1024;
+/// What a listen address that does not parse is (after the value, quoted or named).
+pub(super) const NOT_AN_ADDRESS: &str = "is not an address like 0.0.0.0:8080";
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Shortest JWKS refresh interval and refetch cooldown: anything shorter fetches in a loop
 /// against the identity provider, from every replica.
@@ -128,7 +130,7 @@ impl Builder<'_> {
         match raw.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
-                self.problem(path, format!("{raw:?} is not an address like 0.0.0.0:8080"));
+                self.problem(path, format!("{raw:?} {NOT_AN_ADDRESS}"));
                 None
             }
         }
@@ -206,14 +208,11 @@ fn server(b: &mut Builder<'_>, raw: &RawServer, apps: &BTreeMap<String, RawApp>)
         .admin_listen
         .as_deref()
         .and_then(|l| b.socket_addr("server.admin_listen", l));
-    // Port 0 picks a free port for each, so only fixed ports can clash; an unspecified address
-    // (0.0.0.0, [::]) takes the port on every address.
+    // Port 0 picks a free port for each, so only fixed ports can clash.
     let clash = |admin: SocketAddr| {
         admin.port() == listen.port()
             && listen.port() != 0
-            && (admin.ip() == listen.ip()
-                || admin.ip().is_unspecified()
-                || listen.ip().is_unspecified())
+            && addresses_overlap(admin.ip(), listen.ip())
     };
     if admin_listen.is_some_and(clash) {
         b.problem(
@@ -321,25 +320,38 @@ fn log(b: &mut Builder<'_>, raw: &RawLog) -> LogSettings {
             "log.level",
             format!(
                 "{word:?} is not a log level (trace, debug, info, warn, error, off); \
-                 to filter by module write {word}=LEVEL"
+                 to filter by module write {word}=LEVEL, or give a level for the rest"
             ),
         );
     }
     LogSettings { format, level }
 }
 
-/// A directive of the filter that is a single word but not a level. `tracing` reads it as a
-/// target to log at every level, so a typo such as `warning` would silently turn off every
-/// other log line, the audit record included. Module paths (`tokenmint::audit`) and span
-/// filters (`[request]`) stay allowed.
+/// A directive of a filter without a level of its own that is a single word but not a level.
+/// `tracing` reads such a word as a target to log at every level, and with no level for the
+/// rest, a typo such as `warning` would silently turn off every log line, the audit record
+/// included. Beside a level (`info,hyper`) a target is what it looks like; module paths
+/// (`tokenmint::audit`), span filters (`[request]`) and the crate itself stay allowed.
 fn bare_target(filter: &str) -> Option<&str> {
-    filter.split(',').map(str::trim).find(|directive| {
-        !directive.is_empty()
-            && !directive.contains(['=', '[', ':'])
-            && directive
-                .parse::<tracing_subscriber::filter::LevelFilter>()
-                .is_err()
-    })
+    use tracing_subscriber::filter::LevelFilter;
+
+    let mut directives = filter.split(',').map(str::trim).filter(|d| !d.is_empty());
+    if directives.clone().any(|d| d.parse::<LevelFilter>().is_ok()) {
+        return None;
+    }
+    directives.find(|d| !d.contains(['=', '[', ':']) && *d != "tokenmint")
+}
+
+/// Whether listening on both addresses (the same port) would clash: the same address (an
+/// IPv4-mapped IPv6 address is its IPv4 one), `0.0.0.0` and any IPv4 address, or `[::]` (on
+/// Linux it also takes IPv4 unless `bindv6only` is set) and any address.
+fn addresses_overlap(a: IpAddr, b: IpAddr) -> bool {
+    let (a, b) = (a.to_canonical(), b.to_canonical());
+    let covers = |wide: IpAddr, other: IpAddr| match wide {
+        IpAddr::V4(v4) => v4.is_unspecified() && other.is_ipv4(),
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    };
+    a == b || covers(a, b) || covers(b, a)
 }
 
 fn account(b: &mut Builder<'_>, name: &str, raw: &RawAccount) -> Option<Account> {
@@ -557,6 +569,7 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     if leeway > MAX_LEEWAY {
         b.problem(format!("{path}.leeway"), "must be at most 5 minutes");
     }
+    let problems_before = b.problems.len();
     let cache_ttl = b.duration_at_least(
         &format!("{path}.jwks_cache_ttl"),
         &raw.jwks_cache_ttl,
@@ -574,13 +587,21 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
         &raw.jwks_max_stale,
         Duration::from_secs(24 * 3600),
     );
-    // Keys age from their fetch; refreshed every `cache_ttl`, they must be allowed to live that
-    // long, or the authenticator is unready for part of every interval.
-    if max_stale <= cache_ttl {
-        b.problem(
-            format!("{path}.jwks_max_stale"),
-            "must be longer than jwks_cache_ttl",
-        );
+    // Fetched keys age by `cache_ttl` before the next refresh, plus its fetch and any retries:
+    // they must outlive one failed refresh, or a provider's slow moment makes the service
+    // unready. (Only a fetched key set ages; and a refused duration was not this one.)
+    if raw.jwks_url.is_some() && b.problems.len() == problems_before && max_stale < 2 * cache_ttl {
+        let ttl = humantime::format_duration(cache_ttl);
+        match raw.jwks_max_stale {
+            Some(_) => b.problem(
+                format!("{path}.jwks_max_stale"),
+                format!("must be at least twice jwks_cache_ttl ({ttl}), so that keys outlive a failed refresh"),
+            ),
+            None => b.problem(
+                format!("{path}.jwks_cache_ttl"),
+                "must be at most half of jwks_max_stale (24h when not set), so that keys outlive a failed refresh",
+            ),
+        }
     }
 
     let sources = [&raw.jwks_url, &raw.jwks_file, &raw.hs256_secret]

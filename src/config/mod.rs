@@ -319,7 +319,7 @@ pub fn health_address(source: &Source) -> Result<SocketAddr, ConfigError> {
             } else {
                 format!("{raw:?}")
             };
-            Problem::new(path, format!("{shown} is not an address like 0.0.0.0:8080")).into()
+            Problem::new(path, format!("{shown} {}", build::NOT_AN_ADDRESS)).into()
         });
     }
     Ok(DEFAULT_LISTEN)
@@ -424,7 +424,6 @@ fn remove_at(tree: &mut config::Value, path: &str) -> bool {
     matches!(find(tree, "", path), Found::Removed)
 }
 
-/// The path of `key` in the table at `parent`, as problems name it (`apps.support.ttl`).
 /// An unknown key's path as problems name keys (`apps.web.grants.voice.incomming`,
 /// `accounts.main.signing_keys[0].note`): serde_ignored's own `Display` writes `?` for an
 /// optional table and `.0` for a list element.
@@ -440,6 +439,7 @@ fn ignored_key_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+/// The path of `key` in the table at `parent`, as problems name it (`apps.support.ttl`).
 fn key_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_owned()

@@ -719,20 +719,46 @@ fn durations_below_their_minimum_are_refused() {
     assert_problem(&too_short, "auth.corp.jwks_refetch_cooldown", "at least 1s");
     assert_problem(&too_short, "auth.corp.leeway", "at most 5 minutes");
 
-    let stale = problems(&with(
-        "",
-        "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"10m\"",
+    // A fetched key set must outlive one failed refresh; a file's or a secret's never ages.
+    let remote = |timing: &str| {
+        VALID.replace(
+            "algorithms = [\"HS256\"]\nhs256_secret = \"env:HS\"",
+            &format!(
+                "algorithms = [\"RS256\"]\njwks_url = \"https://login.example.com/jwks\"\n{timing}"
+            ),
+        )
+    };
+    let stale = problems(&remote(
+        "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"19m\"",
     ));
     assert_problem(
         &stale,
         "auth.corp.jwks_max_stale",
-        "longer than jwks_cache_ttl",
+        "at least twice jwks_cache_ttl (10m)",
     );
+    let stale = problems(&remote("jwks_cache_ttl = \"13h\""));
+    assert_problem(
+        &stale,
+        "auth.corp.jwks_cache_ttl",
+        "at most half of jwks_max_stale",
+    );
+    load_text(&remote(
+        "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"20m\"",
+    ))
+    .unwrap();
+    load_text(&with(
+        "",
+        "jwks_cache_ttl = \"10m\"\njwks_max_stale = \"10m\"",
+    ))
+    .unwrap();
+    // A refused cache_ttl is reported alone, not again against max_stale.
+    let refused = problems(&remote("jwks_cache_ttl = \"0s\"\njwks_max_stale = \"5m\""));
+    assert_eq!(refused.len(), 1, "{refused:#?}");
 
     // The minimums themselves are accepted.
     let settings = load_text(&with(
         "request_timeout = \"100ms\"\nheader_read_timeout = \"1s\"",
-        "jwks_cache_ttl = \"1s\"\njwks_refetch_cooldown = \"1s\"\njwks_max_stale = \"2s\"\nleeway = \"5m\"",
+        "jwks_cache_ttl = \"1s\"\njwks_refetch_cooldown = \"1s\"\nleeway = \"5m\"",
     ))
     .unwrap();
     assert_eq!(settings.server.request_timeout, Duration::from_millis(100));
@@ -740,15 +766,16 @@ fn durations_below_their_minimum_are_refused() {
 }
 
 #[test]
-fn a_log_level_that_is_a_bare_word_but_no_level_is_refused() {
+fn a_log_filter_of_bare_words_without_a_level_is_refused() {
     let with_level =
         |level: &str| VALID.replace("[server]", &format!("[log]\nlevel = {level:?}\n\n[server]"));
+    // With no level for the rest, a word that is no level would silence every log line.
     for typo in [
         "warning",
         "inf",
-        "info,warning",
         "hyper",
         "tokenmint=warning",
+        "warning,tokenmint=debug",
     ] {
         let problems = problems(&with_level(typo));
         assert_problem(&problems, "log.level", "is not a log level");
@@ -760,6 +787,10 @@ fn a_log_level_that_is_a_bare_word_but_no_level_is_refused() {
         "info,tokenmint::audit",
         "warn,tokenmint=debug",
         "info,[request]",
+        "info,hyper",
+        "warn,tokenmint",
+        "tokenmint",
+        "tokenmint::audit",
     ] {
         let settings = load_text(&with_level(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
         assert_eq!(settings.log.level, good);
@@ -784,6 +815,8 @@ fn an_admin_listener_on_the_public_port_is_refused() {
         ("0.0.0.0:8081", "127.0.0.1:8081"),
         ("127.0.0.1:8081", "0.0.0.0:8081"),
         ("[::]:8081", "127.0.0.1:8081"),
+        ("127.0.0.1:8081", "[::]:8081"),
+        ("127.0.0.1:8081", "[::ffff:127.0.0.1]:8081"),
     ] {
         let problems = problems(&with(listen, admin));
         assert_problem(&problems, "server.admin_listen", "must not share its port");
@@ -792,7 +825,22 @@ fn an_admin_listener_on_the_public_port_is_refused() {
         ("127.0.0.1:8081", "127.0.0.2:8081"),
         ("0.0.0.0:8081", "127.0.0.1:9091"),
         ("127.0.0.1:0", "127.0.0.1:0"),
+        // 0.0.0.0 takes the IPv4 port only.
+        ("0.0.0.0:8081", "[::1]:8081"),
+        ("[::1]:8081", "0.0.0.0:8081"),
     ] {
         load_text(&with(listen, admin)).unwrap_or_else(|e| panic!("{listen} {admin}: {e}"));
     }
+}
+
+#[test]
+fn a_source_prints_no_configuration_text_nor_environment_value() {
+    let source = Source::text("[accounts.main]\nauth_tokens = [\"literal-auth-token-s3cret\"]\n")
+        .with_env(Env::Fixed(HashMap::from([(
+            "TWILIO_API_KEY_SECRET".into(),
+            "env-api-key-s3cret".into(),
+        )])));
+    let shown = format!("{source:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("TWILIO_API_KEY_SECRET"), "{shown}");
 }

@@ -611,7 +611,11 @@ fn healthcheck_reads_only_the_address_from_the_configuration() {
     let checked = tokenmint(&["check-config", "--config", path_of(&edited)])
         .output()
         .unwrap();
-    assert_eq!(checked.status.code(), Some(2), "the edited file is valid");
+    assert_eq!(
+        checked.status.code(),
+        Some(2),
+        "the edited file should be invalid"
+    );
     let output = tokenmint(&["healthcheck", "--config", path_of(&edited)])
         .output()
         .unwrap();
