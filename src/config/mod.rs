@@ -18,14 +18,14 @@ use secrecy::SecretString;
 
 pub use secret::Env;
 
-/// `server.listen` when the configuration leaves it out.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
-
 use crate::auth::AuthSettings;
 use crate::policy::AppPolicy;
 use crate::twilio::Signer;
 use crate::twilio::webhook::WebhookVerifier;
+
+/// `server.listen` when the configuration leaves it out.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
 
 /// The built-in demo configuration, used when no file is named.
 pub const DEMO_CONFIG: &str = include_str!("../../config/default.toml");
