@@ -33,12 +33,9 @@ fn quota(limit: RateLimit) -> Quota {
 /// the smallest block a site or a host is usually given, so that one client cannot spend a new
 /// budget on each of its 2^64 addresses. IPv4-mapped IPv6 addresses count as their IPv4 one.
 fn budget_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V4(_) => client,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
+    match client.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 

@@ -314,12 +314,17 @@ pub fn health_address(source: &Source) -> Result<SocketAddr, ConfigError> {
         };
         let resolved = secret::resolve(&raw, &source.env).map_err(|e| Problem::new(path, e))?;
         return resolved.value.parse().map_err(|_| {
-            let shown = if resolved.referenced {
-                format!("the value of {raw}")
-            } else {
-                format!("{raw:?}")
-            };
-            Problem::new(path, format!("{shown} {}", build::NOT_AN_ADDRESS)).into()
+            let value = &resolved.value;
+            let mut problem = [Problem::new(
+                path,
+                format!("{value:?} {}", build::NOT_AN_ADDRESS),
+            )];
+            if resolved.referenced {
+                let read = secret::Referenced::new(path, &raw, value);
+                secret::hide_referenced_values(&mut problem, &[read]);
+            }
+            let [problem] = problem;
+            problem.into()
         });
     }
     Ok(DEFAULT_LISTEN)

@@ -106,6 +106,16 @@ pub struct Referenced {
     value: String,
 }
 
+impl Referenced {
+    pub fn new(path: &str, reference: &str, value: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            reference: reference.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+}
+
 /// A setting that is not a secret may still be given a reference to one by mistake (`listen =
 /// "file:/run/secrets/api-key"`); the problem with its value must not print it, so it names the
 /// reference instead.
@@ -146,11 +156,7 @@ fn walk(
         ValueKind::String(text) if !holds_secret(steps) => match resolve(text, env) {
             Ok(resolved) => {
                 if resolved.referenced {
-                    referenced.push(Referenced {
-                        path: path.to_owned(),
-                        reference: text.clone(),
-                        value: resolved.value.clone(),
-                    });
+                    referenced.push(Referenced::new(path, text, &resolved.value));
                 }
                 *text = resolved.value;
                 false

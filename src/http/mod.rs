@@ -158,8 +158,8 @@ pub fn token_router(state: AppState) -> Router {
 fn cors_only_for_allowed_origins(mut response: Response) -> Response {
     let headers = response.headers_mut();
     if headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::ALLOW, token::ALLOWED_METHODS);
+        headers.insert(header::CACHE_CONTROL, NO_STORE);
     }
     // Credentials are only ever allowed with the origin, so they need no check.
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
@@ -281,9 +281,11 @@ pub async fn serve(
     Ok(())
 }
 
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
 fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::CACHE_CONTROL, NO_STORE);
     response
 }

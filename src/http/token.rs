@@ -22,6 +22,9 @@ use crate::text;
 
 const REQUEST_ID: &str = "x-request-id";
 
+/// The `Allow` of the token routes: `HEAD`, which axum would offer, is refused.
+pub(super) const ALLOWED_METHODS: HeaderValue = HeaderValue::from_static("GET, POST");
+
 /// The 200 body after its first field, `token` (see [`token_body`]).
 #[derive(Serialize)]
 struct TokenDetails<'a> {
@@ -89,7 +92,7 @@ pub async fn method_not_allowed(headers: HeaderMap) -> Response {
     let mut response = ApiError::method_not_allowed().into_response();
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        .insert(header::ALLOW, ALLOWED_METHODS);
     answer(response, &request_id(&headers))
 }
 
