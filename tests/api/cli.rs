@@ -294,13 +294,24 @@ pub struct Served {
     pub admin: Option<String>,
     /// Standard output as read so far, while the server runs.
     seen: std::sync::Arc<std::sync::Mutex<String>>,
-    stdout: std::thread::JoinHandle<()>,
+    /// The thread reading standard output; `stop` joins it.
+    stdout: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Served {
     /// What the server has written to standard output so far.
     pub fn output(&self) -> String {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A test that fails before `stop` must not leave its server running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -346,7 +357,7 @@ pub fn serve(file: &tempfile::NamedTempFile) -> Served {
         addr,
         admin,
         seen,
-        stdout,
+        stdout: Some(stdout),
     }
 }
 
@@ -367,9 +378,8 @@ pub fn stop(mut served: Served) -> (Option<i32>, String) {
     let status = served.child.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut served.child.stderr.take().unwrap(), &mut stderr).unwrap();
-    let stdout = served.seen;
-    served.stdout.join().unwrap();
-    (status.code(), format!("{}{stderr}", stdout.lock().unwrap()))
+    served.stdout.take().unwrap().join().unwrap();
+    (status.code(), format!("{}{stderr}", served.output()))
 }
 
 #[tokio::test]
