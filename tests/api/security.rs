@@ -1353,6 +1353,38 @@ async fn an_authorization_header_over_8_kib_is_refused() {
     still_serves(&app).await;
 }
 
+/// The size is checked before anything else: a validly signed caller JWT over the limit is
+/// refused for its size, as the audit record says, where decoding it would have let it through.
+#[tokio::test]
+async fn an_oversized_authorization_is_refused_before_it_is_decoded() {
+    let file = crate::cli::config_file("");
+    let served = crate::cli::serve(&file);
+    let mut padded = claims("lena");
+    padded["pad"] = json!("x".repeat(9 * 1024));
+    let caller = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(crate::cli::HS_SECRET.as_bytes()),
+        None,
+        &padded,
+    );
+    assert!(caller.len() > AUTHORIZATION_LIMIT);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/apps/support/token", served.addr))
+        .bearer_auth(&caller)
+        .send()
+        .await
+        .unwrap();
+    expect_too_large_refused(response, "validly signed, 9 KiB of padding").await;
+    let (_, logs) = crate::cli::stop(served);
+    let reasons: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["event"] == "token_denied")
+        .map(|event| event["reason"].clone())
+        .collect();
+    assert_eq!(reasons, [json!("authorization_too_large")], "{logs}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 19: the gateway authenticator
 // ---------------------------------------------------------------------------------------------
