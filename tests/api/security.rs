@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokenmint::runtime::unix_now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cli::{HS_SECRET, config_file, serve, stop};
 use crate::helpers::{
     self, AUDIENCE, GATEWAY_SECRET, ISSUER, JwksMode, JwksServer, Keys, ORIGIN, TestApp, claims,
     decode_twilio, ec_a, expect, expect_problem, fixture, jwk, jwks_a, rsa_a, rsa_b, sign,
@@ -1357,13 +1358,13 @@ async fn an_authorization_header_over_8_kib_is_refused() {
 /// refused for its size, as the audit record says, where decoding it would have let it through.
 #[tokio::test]
 async fn an_oversized_authorization_is_refused_before_it_is_decoded() {
-    let file = crate::cli::config_file("");
-    let served = crate::cli::serve(&file);
+    let file = config_file("");
+    let served = serve(&file);
     let mut padded = claims("lena");
     padded["pad"] = json!("x".repeat(9 * 1024));
     let caller = sign(
         Algorithm::HS256,
-        &EncodingKey::from_secret(crate::cli::HS_SECRET.as_bytes()),
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
         None,
         &padded,
     );
@@ -1375,7 +1376,7 @@ async fn an_oversized_authorization_is_refused_before_it_is_decoded() {
         .await
         .unwrap();
     expect_too_large_refused(response, "validly signed, 9 KiB of padding").await;
-    let (_, logs) = crate::cli::stop(served);
+    let (_, logs) = stop(served);
     let reasons: Vec<Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -1923,6 +1924,17 @@ async fn a_body_over_max_body_bytes_is_refused_with_413() {
 // Row 25: CORS
 // ---------------------------------------------------------------------------------------------
 
+/// `POST path` as caller alice, from a page at `origin`.
+async fn post_from(app: &TestApp, path: &str, origin: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token_for("alice"))
+        .header(header::ORIGIN, origin)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn preflight(app: &TestApp, path: &str, origin: &str) -> reqwest::Response {
     app.client
         .request(Method::OPTIONS, app.url(path))
@@ -1987,14 +1999,7 @@ fn assert_no_cors_headers(headers: &reqwest::header::HeaderMap, what: &str) {
 async fn an_actual_request_from_a_disallowed_origin_is_forbidden() {
     let app = spawn_app().await;
     for origin in DISALLOWED_ORIGINS {
-        let response = app
-            .client
-            .post(app.url(TOKEN_PATH))
-            .bearer_auth(token_for("alice"))
-            .header(header::ORIGIN, origin)
-            .send()
-            .await
-            .unwrap();
+        let response = post_from(&app, TOKEN_PATH, origin).await;
         let (headers, _) = problem(response, 403, "origin_not_allowed", origin).await;
         assert_no_cors_headers(&headers, origin);
     }
@@ -2029,14 +2034,7 @@ async fn an_allowed_origin_is_echoed() {
             "preflight on {path}"
         );
     }
-    let response = app
-        .client
-        .post(app.url(TOKEN_PATH))
-        .bearer_auth(token_for("alice"))
-        .header(header::ORIGIN, ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let response = post_from(&app, TOKEN_PATH, ORIGIN).await;
     let allow_origin = response
         .headers()
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
@@ -2099,25 +2097,11 @@ async fn cors_headers_are_those_of_the_app_that_answers() {
         preflight(&app, encoded, ORIGIN).await.headers(),
         "preflight",
     );
-    let response = app
-        .client
-        .post(app.url(encoded))
-        .bearer_auth(token_for("alice"))
-        .header(header::ORIGIN, ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let response = post_from(&app, encoded, ORIGIN).await;
     assert_eq!(response.status(), 404);
     assert_no_cors_headers(response.headers(), "POST");
     // A refused query still names its app, for the refusal's CORS headers and audit record.
-    let response = app
-        .client
-        .post(app.url("/token?app=support&app=edge"))
-        .bearer_auth(token_for("alice"))
-        .header(header::ORIGIN, ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let response = post_from(&app, "/token?app=support&app=edge", ORIGIN).await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["access-control-allow-origin"], ORIGIN);
 }
