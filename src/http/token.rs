@@ -252,8 +252,7 @@ pub(super) fn requested_app(uri: &Uri, runtime: &Runtime) -> (Option<String>, Op
         .strip_prefix("/apps/")
         .and_then(|rest| rest.strip_suffix("/token"))
         .filter(|name| !name.contains('/'));
-    let query = uri.query().unwrap_or_default();
-    let mut by_query = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "app");
+    let mut by_query = query_pairs(uri).filter(|(k, _)| k == "app");
     let first = by_query.next().map(|(_, v)| v.into_owned());
     let refused = if by_query.next().is_some() {
         Some(ApiError::invalid_request("app is given more than once"))
@@ -269,8 +268,8 @@ pub(super) fn requested_app(uri: &Uri, runtime: &Runtime) -> (Option<String>, Op
     )
 }
 
-fn query_pairs(request: &Request) -> form_urlencoded::Parse<'_> {
-    form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+fn query_pairs(uri: &Uri) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
 }
 
 /// The client's request: query parameters for GET, an optional JSON body for POST.
@@ -278,7 +277,7 @@ async fn read_request(request: Request, limit: usize) -> Result<MintRequest, Api
     if request.method() == Method::GET {
         return from_query(&request);
     }
-    if let Some((key, _)) = query_pairs(&request).find(|(k, _)| k != "app") {
+    if let Some((key, _)) = query_pairs(request.uri()).find(|(k, _)| k != "app") {
         return Err(forbidden_or_unknown(&key).unwrap_or_else(|| {
             ApiError::invalid_request("POST takes its fields in a JSON body, not the query")
         }));
@@ -347,7 +346,7 @@ fn once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), ApiError> {
 
 fn from_query(request: &Request) -> Result<MintRequest, ApiError> {
     let mut out = MintRequest::default();
-    for (key, value) in query_pairs(request) {
+    for (key, value) in query_pairs(request.uri()) {
         if key == "app" {
             continue;
         }
