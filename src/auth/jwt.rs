@@ -349,9 +349,9 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 ///
 /// The id only, not the caller's claims: an entry is plain data inside the cache's own table, so
 /// remembering a token allocates nothing and forgetting it frees nothing. Keeping the parsed
-/// claims instead cost more CPU under load than parsing them again on a hit does
-/// (bench/RESULTS.md, db22823): each entry held some twenty allocations, freed thousands of requests later
-/// by whichever worker evicted it, long out of the CPU's caches.
+/// claims instead cost more CPU under load than parsing them again on a hit does (db22823 in
+/// bench/RESULTS.md): each entry held some twenty allocations, freed thousands of requests
+/// later by whichever worker evicted it, long out of the CPU's caches.
 type VerifiedCache = quick_cache::sync::Cache<[u8; 32], u64>;
 
 fn verified_cache() -> VerifiedCache {
