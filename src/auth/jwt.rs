@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::jwks::RemoteKeys;
@@ -68,6 +68,21 @@ pub struct JwtSettings {
     pub algorithms: Vec<Algorithm>,
     pub leeway_secs: u64,
     pub keys: KeySource,
+    /// The claims that the policies of the apps using this authenticator read: beside the
+    /// registered claims it checks, the only ones a caller's token is parsed for.
+    pub policy_claims: Vec<String>,
+}
+
+impl JwtSettings {
+    /// Adds `claims` to [`JwtSettings::policy_claims`]; `sub` is the caller's subject, never kept
+    /// twice.
+    pub fn keep_claims<'a>(&mut self, claims: impl IntoIterator<Item = &'a str>) {
+        for claim in claims {
+            if claim != "sub" && !self.policy_claims.iter().any(|kept| kept == claim) {
+                self.policy_claims.push(claim.to_owned());
+            }
+        }
+    }
 }
 
 /// The key family an algorithm needs.
@@ -430,14 +445,80 @@ fn split(token: &str) -> Result<Parts<'_>, AuthError> {
     })
 }
 
+/// A payload's claims: the registered ones [`JwtAuthenticator::check_claims`] reads, and those
+/// the policies read ([`JwtSettings::policy_claims`]). Every other claim is skipped unparsed, so
+/// a token's claims cost allocations only for what is used.
+#[derive(Default)]
+struct Claims {
+    iss: Option<Value>,
+    sub: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    /// The claims the policies read, registered ones included.
+    kept: Map<String, Value>,
+}
+
+/// Reads a JSON object into [`Claims`], keeping the claims named here.
+struct ClaimsSeed<'k>(&'k [String]);
+
+impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Claims, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+        let mut claims = Claims::default();
+        // A repeated claim counts with its last value, as with any JSON object here.
+        while let Some(name) = map.next_key::<Member<'de>>()? {
+            let name = name.text().unwrap_or_default();
+            let registered = match name {
+                "iss" => Some(&mut claims.iss),
+                "sub" => Some(&mut claims.sub),
+                "aud" => Some(&mut claims.aud),
+                "exp" => Some(&mut claims.exp),
+                "nbf" => Some(&mut claims.nbf),
+                "iat" => Some(&mut claims.iat),
+                _ => None,
+            };
+            let kept = self.0.iter().any(|claim| claim == name);
+            match (registered, kept) {
+                (Some(slot), false) => *slot = Some(map.next_value()?),
+                (Some(slot), true) => {
+                    let value: Value = map.next_value()?;
+                    *slot = Some(value.clone());
+                    claims.kept.insert(name.to_owned(), value);
+                }
+                (None, true) => {
+                    claims.kept.insert(name.to_owned(), map.next_value()?);
+                }
+                (None, false) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(claims)
+    }
+}
+
 /// The claims of a payload segment: base64url of a JSON object.
-fn decode_claims(payload: &str) -> Result<Map<String, Value>, AuthError> {
+fn decode_claims(payload: &str, kept: &[String]) -> Result<Claims, AuthError> {
     let malformed = || AuthError::unauthenticated("malformed_payload");
     let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed())?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(malformed()),
-    }
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let claims = ClaimsSeed(kept)
+        .deserialize(&mut json)
+        .map_err(|_| malformed())?;
+    json.end().map_err(|_| malformed())?;
+    Ok(claims)
 }
 
 /// The JOSE header members this verifier reads; every other member is skipped. Strings borrow
@@ -519,8 +600,8 @@ fn is_caller_typ(typ: &str) -> bool {
 
 /// A NumericDate claim: `Ok(None)` when absent, an error when present but not a non-negative
 /// number before [`MAX_NUMERIC_DATE`].
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
-    match claims.get(name) {
+fn numeric_date(claim: Option<&Value>) -> Result<Option<f64>, AuthError> {
+    match claim {
         None => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(v) if v.is_finite() && (0.0..MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
@@ -677,18 +758,21 @@ impl JwtAuthenticator {
 
     /// The caller in a verified token's payload, after the registered claims' checks.
     fn principal(&self, payload: &str, now: u64) -> Result<Principal, AuthError> {
-        let claims = decode_claims(payload)?;
+        let claims = decode_claims(payload, &self.settings.policy_claims)?;
         self.check_claims(&claims, now)?;
-        let subject = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+        let subject = match claims.sub {
+            Some(Value::String(sub)) if !sub.is_empty() => sub,
             _ => return Err(AuthError::unauthenticated("missing_sub")),
         };
-        Ok(Principal { subject, claims })
+        Ok(Principal {
+            subject,
+            claims: claims.kept,
+        })
     }
 
     /// Checks the registered claims.
-    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
-        match claims.get("iss") {
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        match &claims.iss {
             Some(Value::String(iss)) if *iss == self.settings.issuer => {}
             _ => return Err(AuthError::unauthenticated("wrong_issuer")),
         }
@@ -696,7 +780,7 @@ impl JwtAuthenticator {
             aud.as_str()
                 .is_some_and(|aud| self.settings.audiences.iter().any(|a| a == aud))
         };
-        let audience_ok = match claims.get("aud") {
+        let audience_ok = match &claims.aud {
             Some(aud @ Value::String(_)) => ours(aud),
             Some(Value::Array(auds)) => auds.iter().any(ours),
             _ => false,
@@ -706,14 +790,15 @@ impl JwtAuthenticator {
         }
         let now = now as f64;
         let leeway = self.settings.leeway_secs as f64;
-        let exp = numeric_date(claims, "exp")?.ok_or(AuthError::unauthenticated("missing_exp"))?;
+        let exp =
+            numeric_date(claims.exp.as_ref())?.ok_or(AuthError::unauthenticated("missing_exp"))?;
         if now >= exp + leeway {
             return Err(AuthError::unauthenticated("expired"));
         }
-        if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        if numeric_date(claims.nbf.as_ref())?.is_some_and(|nbf| nbf > now + leeway) {
             return Err(AuthError::unauthenticated("not_yet_valid"));
         }
-        if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+        if numeric_date(claims.iat.as_ref())?.is_some_and(|iat| iat > now + leeway) {
             return Err(AuthError::unauthenticated("issued_in_future"));
         }
         Ok(())
@@ -1045,5 +1130,72 @@ mod tests {
         ] {
             assert_eq!(header(not_an_object), None, "{not_an_object}");
         }
+    }
+
+    /// The claims of `json` kept for `policy_claims`, with the registered claims read.
+    fn claims(json: &str, policy_claims: &[&str]) -> Option<Claims> {
+        let kept: Vec<String> = policy_claims.iter().map(|c| c.to_string()).collect();
+        decode_claims(&URL_SAFE_NO_PAD.encode(json), &kept).ok()
+    }
+
+    #[test]
+    fn a_payload_keeps_the_claims_policies_read_and_reads_the_registered_ones() {
+        let json = r#"{"iss":"https://idp/","sub":"alice","aud":["a","b"],"exp":2000000000,
+            "nbf":1,"iat":2,"roles":["agent"],"email":"alice@example.com","n":{"deep":[1]}}"#;
+        let read = claims(json, &["roles", "iss"]).unwrap();
+        assert_eq!(read.iss, Some(json!("https://idp/")));
+        assert_eq!(read.sub, Some(json!("alice")));
+        assert_eq!(read.aud, Some(json!(["a", "b"])));
+        assert_eq!(
+            (read.exp, read.nbf, read.iat),
+            (Some(json!(2_000_000_000)), Some(json!(1)), Some(json!(2)))
+        );
+        // Only what the policies read is kept, a registered claim included; the rest is skipped.
+        assert_eq!(
+            Value::Object(read.kept),
+            json!({"iss": "https://idp/", "roles": ["agent"]})
+        );
+        assert!(claims(json, &[]).unwrap().kept.is_empty());
+        // A claim named in escapes is the same claim, as a full JSON parse would read it.
+        let escaped = claims(r#"{"r\u006fles":"agent","\u0073ub":"bob"}"#, &["roles"]).unwrap();
+        assert_eq!(Value::Object(escaped.kept), json!({"roles": "agent"}));
+        assert_eq!(escaped.sub, Some(json!("bob")));
+    }
+
+    #[test]
+    fn a_repeated_claim_counts_with_its_last_value_kept_or_not() {
+        let json =
+            r#"{"sub":"alice","roles":"admin","sub":"mallory","roles":"agent","exp":1,"exp":2}"#;
+        let read = claims(json, &["roles"]).unwrap();
+        assert_eq!(read.sub, Some(json!("mallory")));
+        assert_eq!(read.exp, Some(json!(2)));
+        assert_eq!(Value::Object(read.kept), json!({"roles": "agent"}));
+        // The same as a full parse of the object.
+        let whole: Map<String, Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (whole["sub"].clone(), whole["roles"].clone()),
+            (json!("mallory"), json!("agent"))
+        );
+    }
+
+    #[test]
+    fn a_payload_that_is_not_one_json_object_has_no_claims() {
+        for not_an_object in [
+            r#"["sub"]"#,
+            r#""sub""#,
+            "null",
+            "1",
+            r#"{"sub":"alice"} x"#,
+            r#"{"sub":"alice"}{}"#,
+            r#"{"sub":"alice""#,
+            r#"{"sub":"alice","n":[1,}"#,
+            "",
+        ] {
+            assert!(claims(not_an_object, &["sub"]).is_none(), "{not_an_object}");
+        }
+        // Whitespace around the object is JSON's.
+        assert!(claims(" {\"sub\":\"alice\"}\n", &[]).is_some());
+        // Not base64url.
+        assert!(decode_claims("e30=", &[]).is_err());
     }
 }

@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 pub struct Principal {
     /// The verified subject (`sub` of a JWT, the identity header of a gateway).
     pub subject: String,
-    /// Every verified claim, `sub` included.
+    /// The verified claims the policies can read: of a JWT, those that the policies of the
+    /// authenticator's apps name (the rest are checked or skipped, never kept); of a gateway,
+    /// its configured claim headers.
     pub claims: Map<String, Value>,
 }
 

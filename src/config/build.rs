@@ -176,12 +176,12 @@ pub(super) fn build(raw: RawConfig, env: &Env, problems: &mut Vec<Problem>) -> S
             ))
         })
         .collect();
-    let auth: BTreeMap<String, AuthSettings> = raw
+    let mut auth: BTreeMap<String, AuthSettings> = raw
         .auth
         .iter()
         .filter_map(|(name, auth)| Some((name.clone(), authenticator(&mut b, name, auth)?)))
         .collect();
-    let apps = raw
+    let apps: BTreeMap<String, Arc<App>> = raw
         .apps
         .iter()
         .filter_map(|(name, app)| {
@@ -189,6 +189,12 @@ pub(super) fn build(raw: RawConfig, env: &Env, problems: &mut Vec<Problem>) -> S
             Some((name.clone(), Arc::new(app)))
         })
         .collect();
+    // A caller's token is parsed for the claims its authenticator's apps read, and no others.
+    for app in apps.values() {
+        if let Some(AuthSettings::Jwt(jwt)) = auth.get_mut(&app.auth) {
+            jwt.keep_claims(app.policy.claims());
+        }
+    }
     Settings {
         server,
         log,
@@ -676,6 +682,7 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
         algorithms,
         leeway_secs: leeway.as_secs(),
         keys: keys?,
+        policy_claims: Vec::new(),
     })
 }
 

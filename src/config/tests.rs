@@ -620,6 +620,51 @@ fn syntax_errors_are_configuration_errors() {
 }
 
 #[test]
+fn a_jwt_authenticator_keeps_the_claims_its_apps_policies_read() {
+    // A second app on `corp` whose identity reads `email` and whose video rooms read `team`; an
+    // app on another JWT authenticator reads `tenant`, which `corp`'s callers need not keep.
+    let toml = format!(
+        r#"{VALID}
+[auth.partner]
+kind = "jwt"
+issuer = "https://partner.example.com/"
+audiences = ["partner"]
+algorithms = ["HS256"]
+hs256_secret = "env:HS"
+
+[apps.agents]
+account = "main"
+auth = "corp"
+identity = "{{email}}"
+[apps.agents.grants.video]
+rooms = ["team-{{team}}"]
+[apps.agents.grants.sync]
+service_sid = "IS00112233445566778899aabbccddeeff"
+require_claims = {{ iss = "https://login.example.com/" }}
+
+[apps.partner]
+account = "main"
+auth = "partner"
+identity = "{{tenant}}-{{sub}}"
+[apps.partner.grants.sync]
+service_sid = "IS00112233445566778899aabbccddeeff"
+"#
+    );
+    let settings = load_text(&toml).unwrap();
+    let kept = |name: &str| match &settings.auth[name] {
+        AuthSettings::Jwt(jwt) => {
+            let mut claims = jwt.policy_claims.clone();
+            claims.sort();
+            claims
+        }
+        AuthSettings::Gateway(_) => panic!("{name} is a gateway"),
+    };
+    // `support` reads roles, `agents` email, team and iss; `sub` is every caller's subject.
+    assert_eq!(kept("corp"), ["email", "iss", "roles", "team"]);
+    assert_eq!(kept("partner"), ["tenant"]);
+}
+
+#[test]
 fn jwt_authenticators_need_exactly_one_key_source() {
     let none = VALID.replace("hs256_secret = \"env:HS\"", "");
     assert_problem(&problems(&none), "auth.corp", "exactly one key source");

@@ -250,6 +250,11 @@ fn valid_device_id(id: &str) -> bool {
 }
 
 impl AppPolicy {
+    /// Every claim the policy reads: its identity template's and its grants'.
+    pub fn claims(&self) -> impl Iterator<Item = &str> {
+        self.identity.claims().chain(self.grants.claims())
+    }
+
     /// The grants this app issues at all.
     pub fn offered(&self) -> Vec<GrantKind> {
         GrantKind::ALL
