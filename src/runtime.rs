@@ -167,7 +167,7 @@ impl Runtime {
             .plan(principal, request)
             .map_err(MintError::Denied)?;
         let signer = app.account.signer();
-        let jti_suffix = uuid::Uuid::new_v4().simple().to_string();
+        let jti_suffix = crate::text::random_id();
         let token = signer.sign(&AccessToken {
             grants: plan.grants,
             issued_at: now,

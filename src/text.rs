@@ -15,6 +15,15 @@ pub fn truncate(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// A fresh random id: a UUID v4 as 32 lowercase hex digits, written into one exact allocation
+/// (its `Display` grows a `String` twice).
+pub fn random_id() -> String {
+    uuid::Uuid::new_v4()
+        .simple()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
+}
+
 /// Whether `s` holds a byte a JSON string must escape: `"`, `\\` or a control character.
 /// Checking every byte without an early exit lets the compiler test 16 at a time.
 pub fn needs_json_escape(s: &str) -> bool {
@@ -25,6 +34,22 @@ pub fn needs_json_escape(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_random_id_is_a_fresh_uuid_v4_in_32_lowercase_hex_digits() {
+        let (a, b) = (random_id(), random_id());
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.simple().to_string(), *id);
+        }
+    }
 
     #[test]
     fn text_over_64_characters_is_cut_on_a_character_boundary() {

@@ -229,7 +229,7 @@ fn request_id(headers: &HeaderMap) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(crate::text::random_id, str::to_owned)
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -81,7 +81,12 @@ impl Template {
                 Part::Text(text) => out.push_str(text),
                 Part::Claim { name, hash } => {
                     let value = render_claim(principal, name, *hash).ok_or_else(|| name.clone())?;
-                    out.push_str(&value);
+                    // A template that starts with a claim ("{sub}") keeps the claim's text.
+                    if out.is_empty() {
+                        out = value;
+                    } else {
+                        out.push_str(&value);
+                    }
                 }
             }
         }
