@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer, Vary};
 
 pub use error::ApiError;
 use observe::ObserveLayer;
@@ -119,11 +119,8 @@ pub fn token_router(state: AppState) -> Router {
             HeaderName::from_static("x-request-id"),
         ])
         .max_age(PREFLIGHT_MAX_AGE)
-        .vary([
-            header::ORIGIN,
-            header::ACCESS_CONTROL_REQUEST_METHOD,
-            header::ACCESS_CONTROL_REQUEST_HEADERS,
-        ]);
+        // `cors_only_for_allowed_origins` adds `Vary`.
+        .vary(Vary::list([]));
     Router::new()
         .route(
             "/token",
@@ -147,16 +144,24 @@ pub fn token_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `Vary` of every answer of the token routes: whether they carry CORS headers, and which,
+/// depends on these request headers. One constant, where the CORS layer would join its list into
+/// a new header value for every request.
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
 /// tower-http's CORS layer adds the allowed methods, headers and max age to every preflight, and
 /// the exposed headers to every response, whatever the origin; a browser ignores them without
 /// `Access-Control-Allow-Origin`, but an origin that is refused should learn nothing about the
-/// API from them either. `Vary` stays: caches need it whatever the answer.
+/// API from them either. `Vary` is added to every answer: caches need it whatever the answer.
 ///
 /// The layer answers every `OPTIONS` itself (with the allowed methods, whatever the origin). Its
 /// answer gets the token routes' `Allow`, as their 405s have it, before axum adds one offering
 /// `HEAD`, which they refuse; and, like every other answer of theirs, is not to be stored.
 fn cors_only_for_allowed_origins(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    headers.append(header::VARY, CORS_VARY);
     if headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         headers.insert(header::ALLOW, token::ALLOWED_METHODS);
         headers.insert(header::CACHE_CONTROL, NO_STORE);

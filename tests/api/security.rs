@@ -2044,6 +2044,48 @@ async fn an_allowed_origin_is_echoed() {
     assert_eq!(allow_origin, Some(HeaderValue::from_static(ORIGIN)));
 }
 
+#[tokio::test]
+async fn every_answer_of_the_token_routes_varies_with_the_cors_request_headers() {
+    let app = spawn_app().await;
+    let plain = app
+        .client
+        .post(app.url(TOKEN_PATH))
+        .bearer_auth(token_for("alice"))
+        .send()
+        .await
+        .unwrap();
+    let wrong_method = app.client.put(app.url(TOKEN_PATH)).send().await.unwrap();
+    let answers = [
+        ("no Origin", plain, 200),
+        (
+            "allowed origin",
+            post_from(&app, TOKEN_PATH, ORIGIN).await,
+            200,
+        ),
+        (
+            "refused origin",
+            post_from(&app, TOKEN_PATH, DISALLOWED_ORIGINS[0]).await,
+            403,
+        ),
+        ("preflight", preflight(&app, TOKEN_PATH, ORIGIN).await, 200),
+        (
+            "refused preflight",
+            preflight(&app, "/token", DISALLOWED_ORIGINS[0]).await,
+            200,
+        ),
+        ("wrong method", wrong_method, 405),
+    ];
+    for (case, response, status) in answers {
+        assert_eq!(response.status(), status, "{case}");
+        let vary: Vec<_> = response.headers().get_all(header::VARY).iter().collect();
+        assert_eq!(
+            vary,
+            ["origin, access-control-request-method, access-control-request-headers"],
+            "{case}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 27: unknown app, wrong method, unknown path
 // ---------------------------------------------------------------------------------------------
