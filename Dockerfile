@@ -52,10 +52,10 @@ COPY examples/callers.rs examples/train.rs ./examples/
 
 # The binary is built with profile-guided optimisation (bench/pgo.sh: an instrumented build
 # serves training requests on the builder's loopback, with caller keys made for the run; then
-# the release build again, laid out by that profile), which used about 15 % less CPU per token
-# request under load (BENCHMARKS.md). It takes two release builds instead of one, and rustup's
-# llvm-tools component, which the script adds when missing; --build-arg PGO=0 builds the plain
-# release binary instead.
+# the release build again, laid out by that profile), which used some 12 % less CPU per token
+# request under load than the plain release build (BENCHMARKS.md). It takes two release builds
+# instead of one, and rustup's llvm-tools component, which the script adds when missing;
+# --build-arg PGO=0 builds the plain release binary instead.
 ARG PGO=1
 RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
     && if [ "$PGO" = 1 ]; then \
