@@ -1,4 +1,5 @@
-//! Small pure helpers for text: client-chosen text in messages and log fields, JSON escaping.
+//! Small helpers for text: client-chosen text in messages and log fields, JSON escaping, random
+//! ids.
 
 use std::borrow::Cow;
 

@@ -105,10 +105,7 @@ impl Signer {
 
     /// The `jti` a token with this suffix carries.
     pub fn jti(&self, suffix: &str) -> String {
-        let key_sid = self.key_sid.as_str();
-        let mut jti = String::with_capacity(key_sid.len() + 1 + suffix.len());
-        jti.extend([key_sid, "-", suffix]);
-        jti
+        [self.key_sid.as_str(), "-", suffix].concat()
     }
 
     /// Encodes and signs `token`, returning the compact JWS.
