@@ -28,6 +28,7 @@ static AUTHENTICATOR: LazyLock<Authenticator> = LazyLock::new(|| {
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],
         leeway_secs: 60,
         keys: KeySource::Static(Arc::new(KeySet::from_jwks(jwks.as_bytes()).unwrap())),
+        policy_claims: vec!["roles".into()],
     };
     Authenticator::new("fuzz", AuthSettings::Jwt(settings), Default::default(), None)
 });
