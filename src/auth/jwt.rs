@@ -229,18 +229,21 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// The key that may verify a token with this `alg` and `kid`: keys with a matching `kid`,
-    /// or, for a token without `kid`, the only suitable key. Keys without a `kid` (an HS256
-    /// secret) match any token.
+    /// The key that may verify a token with this `alg` and `kid`: the suitable key with that
+    /// `kid`, else one without a `kid` (an HS256 secret); for a token without `kid`, the only
+    /// suitable key.
     fn find(&self, alg: Algorithm, kid: Option<&str>) -> Option<&VerifyingKey> {
         let suitable =
             |k: &&VerifyingKey| Some(k.kind) == key_kind(alg) && k.alg.is_none_or(|a| a == alg);
         match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .filter(suitable)
-                .find(|k| k.kid.is_none() || k.kid.as_deref() == Some(kid)),
+            // The named key first, wherever a key without `kid` stands in the set.
+            Some(kid) => {
+                let mut candidates = self.keys.iter().filter(suitable);
+                candidates
+                    .clone()
+                    .find(|k| k.kid.as_deref() == Some(kid))
+                    .or_else(|| candidates.find(|k| k.kid.is_none()))
+            }
             None => {
                 let mut candidates = self.keys.iter().filter(suitable);
                 match (candidates.next(), candidates.next()) {
@@ -969,6 +972,29 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn a_token_naming_a_kid_is_checked_with_that_key_before_one_without_kid() {
+        let (key, named) = key_pair(Algorithm::RS256);
+        let pem = include_bytes!("../../tests/fixtures/rsa_b.pem");
+        let other = EncodingKey::from_rsa_pem(pem).unwrap();
+        let mut unnamed =
+            serde_json::to_value(Jwk::from_encoding_key(&other, Algorithm::RS256).unwrap())
+                .unwrap();
+        unnamed.as_object_mut().unwrap().remove("kid");
+        // The key without `kid` listed first must not shadow the one the token names ...
+        let keys = jwks(&[&unnamed, &named]);
+        assert!(checks(
+            &keys,
+            Algorithm::RS256,
+            &signed_token(&key, Algorithm::RS256)
+        ));
+        // ... and still verifies a token naming a `kid` the set does not hold.
+        let by_other = signed_token(&other, Algorithm::RS256);
+        let parts = split(&by_other).unwrap();
+        assert!(check_signature(&keys, Algorithm::RS256, Some("k2"), &parts).unwrap());
+        assert!(!check_signature(&keys, Algorithm::RS256, Some("k1"), &parts).unwrap());
     }
 
     #[test]
