@@ -117,28 +117,57 @@ impl Referenced {
 }
 
 /// A setting that is not a secret may still be given a reference to one by mistake (`listen =
-/// "file:/run/secrets/api-key"`); the problem with its value must not print it, so it names the
-/// reference instead.
+/// "file:/run/secrets/api-key"`); the problem with its value must not print it, nor a piece of
+/// it, so it names the reference instead.
+///
+/// A problem with the setting itself (or an element of it) keeps its message with the value
+/// replaced by the reference's name, unless the message shows anything else of the value: any
+/// other quoted text (a claim or filter name of a template), the value unquoted, or one of its
+/// words (a hint built from it). Then the whole message goes. A problem above the setting (the
+/// claims an app's grants use) goes whole when it quotes a piece of the value.
 pub fn hide_referenced_values(problems: &mut [Problem], referenced: &[Referenced]) {
     for problem in problems {
-        let at = |r: &&Referenced| {
-            r.path == problem.path
-                || r.path
-                    .strip_prefix(problem.path.as_str())
-                    .is_some_and(|rest| rest.starts_with('['))
-        };
-        for r in referenced.iter().filter(at) {
+        for r in referenced {
+            let Some(below) = r.path.strip_prefix(problem.path.as_str()) else {
+                continue;
+            };
             let named = format!("the value of {}", r.reference);
-            let quoted = format!("{:?}", r.value);
-            if problem.message.contains(&quoted) {
-                problem.message = problem.message.replace(&quoted, &named);
-            } else if problem.message.contains('"') {
-                // It quotes something else, which may be a part of the value (a claim name in
-                // a template): the whole message goes.
+            let shows_value = if below.is_empty() || below.starts_with('[') {
+                let quoted = format!("{:?}", r.value);
+                let rest = problem.message.replace(&quoted, "");
+                if !shows_part(&rest, &r.value) {
+                    problem.message = problem.message.replace(&quoted, &named);
+                    continue;
+                }
+                true
+            } else {
+                below.starts_with('.') && quotes_part(&problem.message, &r.value)
+            };
+            if shows_value {
                 problem.message = format!("{named} is not valid here (not shown)");
             }
         }
     }
+}
+
+/// Whether `message` quotes anything, or shows `value` or a word of it of three characters or
+/// more.
+fn shows_part(message: &str, value: &str) -> bool {
+    message.contains('"')
+        || message.contains(value)
+        || value
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|word| word.len() >= 3 && message.contains(word))
+}
+
+/// Whether `message` shows `value`, or quotes a piece of it.
+fn quotes_part(message: &str, value: &str) -> bool {
+    message.contains(value)
+        || message
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .any(|quoted| !quoted.is_empty() && value.contains(quoted))
 }
 
 /// `steps` are the table keys down to `value`, with `[]` for a list index; `path` is the same

@@ -439,6 +439,48 @@ fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
 }
 
 #[test]
+fn a_plain_setting_pointed_at_a_secret_never_prints_a_part_of_it() {
+    // Problems that quote a piece of the value (a filter or claim name of a template, a word of
+    // a log filter) or sit above the setting (the claims an app's grants use) name the reference.
+    let words = [
+        ("LEVEL", "SecretLevelWord0042"),
+        ("PARAM", "{sub|SecretFilter0042}"),
+        ("ROOM", "room-{SecretClaim0042}"),
+    ];
+    let toml = VALID
+        .replace("[auth.corp]", "[log]\nlevel = \"env:LEVEL\"\n\n[auth.corp]")
+        .replace("{ agent = \"{sub}\" }", "{ agent = \"env:PARAM\" }")
+        .replace(
+            "service_sid = \"IS00112233445566778899aabbccddeeff\"",
+            "service_sid = \"IS00112233445566778899aabbccddeeff\"\n\n\
+             [apps.edge.grants.video]\nrooms = [\"env:ROOM\"]",
+        );
+    let env = match env() {
+        Env::Fixed(mut vars) => {
+            vars.extend(words.map(|(name, value)| (name.into(), value.into())));
+            Env::Fixed(vars)
+        }
+        Env::Process => unreachable!(),
+    };
+    let error = load(&Source::text(&toml).with_env(env)).unwrap_err();
+    let text = format!("{error}\n{error:?}");
+    for secret in ["SecretLevelWord0042", "SecretFilter0042", "SecretClaim0042"] {
+        assert!(
+            !text.contains(secret),
+            "a part of a value leaked in: {text}"
+        );
+    }
+    let problems = &error.problems;
+    assert_problem(problems, "log.level", "the value of env:LEVEL");
+    assert_problem(
+        problems,
+        "apps.support.grants.voice.outgoing_params.agent",
+        "the value of env:PARAM",
+    );
+    assert_problem(problems, "apps.edge.grants", "the value of env:ROOM");
+}
+
+#[test]
 fn errors_and_debug_output_never_contain_secret_values() {
     // A secret that is present but too short, and a literal one that is refused.
     let toml = VALID
