@@ -582,12 +582,6 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
         Duration::from_secs(600),
         MIN_JWKS_INTERVAL,
     );
-    let refetch_cooldown = b.duration_at_least(
-        &format!("{path}.jwks_refetch_cooldown"),
-        &raw.jwks_refetch_cooldown,
-        Duration::from_secs(30),
-        MIN_JWKS_INTERVAL,
-    );
     let max_stale = b.duration(
         &format!("{path}.jwks_max_stale"),
         &raw.jwks_max_stale,
@@ -609,6 +603,13 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
             ),
         }
     }
+
+    let refetch_cooldown = b.duration_at_least(
+        &format!("{path}.jwks_refetch_cooldown"),
+        &raw.jwks_refetch_cooldown,
+        Duration::from_secs(30),
+        MIN_JWKS_INTERVAL,
+    );
 
     let sources = [&raw.jwks_url, &raw.jwks_file, &raw.hs256_secret]
         .iter()

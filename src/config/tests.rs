@@ -841,6 +841,16 @@ fn durations_below_their_minimum_are_refused() {
     // A refused cache_ttl is reported alone, not again against max_stale.
     let refused = problems(&remote("jwks_cache_ttl = \"0s\"\njwks_max_stale = \"5m\""));
     assert_eq!(refused.len(), 1, "{refused:#?}");
+    // A refused refetch cooldown does not hide a max_stale too short for cache_ttl.
+    let both = problems(&remote(
+        "jwks_cache_ttl = \"5s\"\njwks_refetch_cooldown = \"500ms\"\njwks_max_stale = \"9s\"",
+    ));
+    assert_problem(&both, "auth.corp.jwks_refetch_cooldown", "at least 1s");
+    assert_problem(
+        &both,
+        "auth.corp.jwks_max_stale",
+        "at least twice jwks_cache_ttl",
+    );
 
     // The minimums themselves are accepted.
     let settings = load_text(&with(
