@@ -14,7 +14,7 @@ use crate::auth::{AuthSettings, KeySource, Principal};
 use crate::config::{self, Settings, Source};
 use crate::policy::{GrantKind, MintRequest};
 use crate::runtime::{Runtime, unix_now};
-use crate::twilio::webhook::{Payload, WebhookRequest};
+use crate::twilio::webhook::{Payload, WebhookRequest, requested_host};
 use crate::{audit, credentials, server, telemetry};
 
 /// Exit status for configuration errors.
@@ -167,6 +167,10 @@ pub fn main() -> ExitCode {
                 eprintln!("error: no account named {account:?}");
                 return ExitCode::from(EXIT_CONFIG);
             };
+            if requested_host(&url).is_none() {
+                eprintln!("error: --url must be the full URL Twilio requested");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             let mut pairs = Vec::new();
             for param in &params {
                 let Some((name, value)) = param.split_once('=') else {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState, no_store};
 use crate::audit;
-use crate::twilio::webhook::{Payload, WebhookRequest};
+use crate::twilio::webhook::{Payload, WebhookRequest, requested_host};
 
 /// Largest request accepted: webhook bodies can be far larger than token requests.
 pub const MAX_VERIFY_BYTES: usize = 1024 * 1024;
@@ -54,9 +54,7 @@ async fn check(state: &AppState, request: Request) -> Result<(), ApiError> {
         ApiError::invalid_request(format!("the body is not a verification request: {e}"))
     })?;
     let runtime = state.runtime();
-    let host = url::Url::parse(&request.url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
+    let host = requested_host(&request.url)
         .ok_or_else(|| ApiError::invalid_request("url must be the full URL Twilio requested"))?;
     let Some(account) = runtime.accounts.get(&request.account) else {
         audit::webhook_checked(&request.account, &host, "unknown_account");

@@ -31,6 +31,13 @@ use subtle::ConstantTimeEq;
 /// The query parameter in which Twilio sends the SHA-256 of a non-form body.
 pub const BODY_HASH_PARAM: &str = "bodySHA256";
 
+/// The host of the URL Twilio requested, which is always a full URL: `None` for a path or
+/// anything else no webhook can have been signed for. (Parsed only to be read, never to be
+/// signed.)
+pub fn requested_host(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_owned)
+}
+
 /// The only algorithm the `X-Twilio-Webhooks-Signature-Settings` scheme may name.
 const SHARED_KEY_ALGORITHM: &str = "HMAC_SHA256";
 

@@ -148,10 +148,26 @@ fn verify_webhook_exits_0_for_a_valid_signature_and_1_otherwise() {
     );
     assert_eq!(text(&output.stdout).trim(), "valid");
 
-    let invalid = [args, vec!["--signature", "EpDEmp1PyjDYp77YxYU3GILBWzF="]].concat();
+    let invalid = [&args[..], &["--signature", "EpDEmp1PyjDYp77YxYU3GILBWzF="]].concat();
     let output = tokenmint(&invalid).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stdout).starts_with("invalid"));
+
+    // A path is refused as by POST /webhooks/verify, not checked as though Twilio signed it.
+    let path = URL.trim_start_matches("https://mycompany.com");
+    let relative = args
+        .iter()
+        .map(|a| if *a == URL { path } else { a })
+        .collect::<Vec<_>>();
+    let output = tokenmint(&[&relative[..], &["--signature", "x"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("full URL"),
+        "{}",
+        text(&output.stderr)
+    );
 
     let body = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(body.path(), JSON_BODY).unwrap();
