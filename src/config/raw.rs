@@ -3,8 +3,10 @@
 //! No `Debug`: with `allow_literal_secrets`, these hold secrets as written.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 #[derive(Default, Deserialize)]
 pub struct RawConfig {
@@ -28,10 +30,12 @@ pub struct RawServer {
     pub header_read_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "some_boolean")]
     pub allow_literal_secrets: Option<bool>,
     pub default_app: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub auth_failure_limit: Option<String>,
+    #[serde(default, deserialize_with = "some_boolean")]
     pub check_credentials_on_start: Option<bool>,
 }
 
@@ -94,6 +98,7 @@ pub struct RawApp {
     pub max_ttl: Option<String>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    #[serde(default, deserialize_with = "some_boolean")]
     pub cors_allow_credentials: Option<bool>,
     pub rate_limit: Option<String>,
     #[serde(default)]
@@ -114,7 +119,7 @@ pub struct RawVoice {
     pub outgoing_application_sid: Option<String>,
     #[serde(default)]
     pub outgoing_params: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "boolean")]
     pub incoming: bool,
     #[serde(default)]
     pub push_credentials: BTreeMap<String, String>,
@@ -153,4 +158,35 @@ pub struct RawTaskRouter {
     pub role: Option<String>,
     #[serde(default)]
     pub require_claims: BTreeMap<String, String>,
+}
+
+/// `true` or `false`, also written as a string (a reference or an environment variable gives
+/// one). Unlike the `config` crate's reading, not `"yes"`, `"on"`, `1` or `0`: a typo or a
+/// number where a flag belongs is a problem at its key, not a silent `true`.
+fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct Boolean;
+    impl Visitor<'_> for Boolean {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean")
+        }
+
+        fn visit_bool<E>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<bool, E> {
+            match value.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(E::invalid_value(Unexpected::Str(value), &self)),
+            }
+        }
+    }
+    deserializer.deserialize_any(Boolean)
+}
+
+fn some_boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    boolean(deserializer).map(Some)
 }

@@ -184,10 +184,53 @@ fn environment_variables_override_the_file() {
     vars.insert("TOKENMINT__SERVER__LISTEN".into(), "127.0.0.1:9999".into());
     vars.insert("TOKENMINT__APPS__SUPPORT__TTL".into(), "2h".into());
     vars.insert("TOKENMINT__SERVER__MAX_BODY_BYTES".into(), "2048".into());
+    vars.insert(
+        "TOKENMINT__SERVER__ALLOW_LITERAL_SECRETS".into(),
+        "true".into(),
+    );
     let settings = load(&Source::text(VALID).with_env(Env::Fixed(vars))).unwrap();
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(settings.apps["support"].policy.ttl_secs, 7200);
     assert_eq!(settings.server.max_body_bytes, 2048);
+    assert!(settings.server.allow_literal_secrets);
+}
+
+#[test]
+fn a_boolean_is_true_or_false_and_nothing_else() {
+    let with_flag = |flag: &str| {
+        VALID.replace(
+            "[server]",
+            &format!("[server]\nallow_literal_secrets = {flag}"),
+        )
+    };
+    for (flag, value) in [("true", true), ("false", false), ("\"True\"", true)] {
+        let settings = load_text(&with_flag(flag)).unwrap_or_else(|e| panic!("{flag}: {e}"));
+        assert_eq!(settings.server.allow_literal_secrets, value, "{flag}");
+    }
+    // As a reference gives it.
+    let env = match env() {
+        Env::Fixed(mut vars) => {
+            vars.insert("FLAG".into(), "true".into());
+            Env::Fixed(vars)
+        }
+        Env::Process => unreachable!(),
+    };
+    let settings = load(&Source::text(with_flag("\"env:FLAG\"")).with_env(env)).unwrap();
+    assert!(settings.server.allow_literal_secrets);
+    // The config crate alone would read these as flags.
+    for flag in ["\"yes\"", "\"on\"", "\"off\"", "1", "0", "\"flase\""] {
+        assert_problem(
+            &problems(&with_flag(flag)),
+            "server.allow_literal_secrets",
+            "wrong type or value (not shown): expected a boolean",
+        );
+        let incoming = VALID.replace("incoming = true", &format!("incoming = {flag}"));
+        assert_problem(
+            &problems(&incoming),
+            "apps.support.grants.voice.incoming",
+            "expected a boolean",
+        );
+    }
 }
 
 /// `VALID` with references in values of every kind that is not a secret: a list, a
