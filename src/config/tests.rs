@@ -11,14 +11,24 @@ const SECRET2: &str = "known-api-key-secret-value-0002";
 const HS_SECRET: &str = "known-hs256-client-secret-0123456789abcdef";
 
 fn env() -> Env {
-    Env::Fixed(HashMap::from([
+    env_with(&[])
+}
+
+/// [`env`] and the variables in `more`.
+fn env_with(more: &[(&str, &str)]) -> Env {
+    let mut vars = HashMap::from([
         ("ACCOUNT".into(), ACCOUNT.into()),
         ("KEY".into(), KEY.into()),
         ("SECRET".into(), SECRET.into()),
         ("KEY2".into(), KEY2.into()),
         ("SECRET2".into(), SECRET2.into()),
         ("HS".into(), HS_SECRET.into()),
-    ]))
+    ]);
+    vars.extend(
+        more.iter()
+            .map(|&(name, value)| (name.into(), value.into())),
+    );
+    Env::Fixed(vars)
 }
 
 const VALID: &str = r#"
@@ -177,18 +187,13 @@ rooms = ["*"]
 
 #[test]
 fn environment_variables_override_the_file() {
-    let mut vars = match env() {
-        Env::Fixed(vars) => vars,
-        Env::Process => unreachable!(),
-    };
-    vars.insert("TOKENMINT__SERVER__LISTEN".into(), "127.0.0.1:9999".into());
-    vars.insert("TOKENMINT__APPS__SUPPORT__TTL".into(), "2h".into());
-    vars.insert("TOKENMINT__SERVER__MAX_BODY_BYTES".into(), "2048".into());
-    vars.insert(
-        "TOKENMINT__SERVER__ALLOW_LITERAL_SECRETS".into(),
-        "true".into(),
-    );
-    let settings = load(&Source::text(VALID).with_env(Env::Fixed(vars))).unwrap();
+    let env = env_with(&[
+        ("TOKENMINT__SERVER__LISTEN", "127.0.0.1:9999"),
+        ("TOKENMINT__APPS__SUPPORT__TTL", "2h"),
+        ("TOKENMINT__SERVER__MAX_BODY_BYTES", "2048"),
+        ("TOKENMINT__SERVER__ALLOW_LITERAL_SECRETS", "true"),
+    ]);
+    let settings = load(&Source::text(VALID).with_env(env)).unwrap();
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(settings.apps["support"].policy.ttl_secs, 7200);
     assert_eq!(settings.server.max_body_bytes, 2048);
@@ -208,13 +213,7 @@ fn a_boolean_is_true_or_false_and_nothing_else() {
         assert_eq!(settings.server.allow_literal_secrets, value, "{flag}");
     }
     // As a reference gives it.
-    let env = match env() {
-        Env::Fixed(mut vars) => {
-            vars.insert("FLAG".into(), "true".into());
-            Env::Fixed(vars)
-        }
-        Env::Process => unreachable!(),
-    };
+    let env = env_with(&[("FLAG", "true")]);
     let settings = load(&Source::text(with_flag("\"env:FLAG\"")).with_env(env)).unwrap();
     assert!(settings.server.allow_literal_secrets);
     // The config crate alone would read these as flags.
@@ -254,15 +253,14 @@ fn any_string_value_may_be_a_reference() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "support-mobile").unwrap();
     let toml = with_plain_references().replace("FILE", &file.path().display().to_string());
-    let Env::Fixed(mut vars) = env() else {
-        unreachable!()
-    };
-    // A resolved value is not resolved again.
-    vars.insert("AUDIENCE".into(), "file:/nonexistent/audience".into());
-    vars.insert("TTL".into(), "2h".into());
-    vars.insert("MAX_BODY".into(), "2048".into());
-    vars.insert("LOG_LEVEL".into(), "debug".into());
-    let settings = load(&Source::text(&toml).with_env(Env::Fixed(vars))).unwrap();
+    let env = env_with(&[
+        // A resolved value is not resolved again.
+        ("AUDIENCE", "file:/nonexistent/audience"),
+        ("TTL", "2h"),
+        ("MAX_BODY", "2048"),
+        ("LOG_LEVEL", "debug"),
+    ]);
+    let settings = load(&Source::text(&toml).with_env(env)).unwrap();
     let AuthSettings::Jwt(corp) = &settings.auth["corp"] else {
         panic!("auth.corp is not a jwt authenticator")
     };
@@ -439,7 +437,7 @@ fn literal_secrets_are_refused_unless_allowed() {
 #[test]
 fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
     // An operator gives plain settings references to secrets by mistake: the problems name the
-    // references, never the values.
+    // references, never the values nor a piece of them.
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "{SECRET2}").unwrap();
     let toml = VALID
@@ -452,45 +450,7 @@ fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
         .replace(
             "identity = \"user_{email|hash}\"",
             "identity = \"env:TEMPLATE\"",
-        );
-    // A template whose claim name is a secret, which the gateway authenticator does not supply.
-    let env = match env() {
-        Env::Fixed(mut vars) => {
-            vars.insert("TEMPLATE".into(), format!("{{{HS_SECRET}}}"));
-            Env::Fixed(vars)
-        }
-        Env::Process => unreachable!(),
-    };
-    let error = load(&Source::text(&toml).with_env(env)).unwrap_err();
-    let text = format!("{error}\n{error:?}");
-    for secret in [SECRET, SECRET2, HS_SECRET] {
-        assert!(!text.contains(secret), "secret leaked in: {text}");
-    }
-    let problems = &error.problems;
-    assert_problem(problems, "server.listen", "the value of file:");
-    assert_problem(
-        problems,
-        "apps.edge.identity",
-        "the value of env:TEMPLATE is not valid here",
-    );
-    assert_problem(problems, "server.default_app", "the value of env:SECRET");
-    assert_problem(
-        problems,
-        "auth.edge.trusted_proxies[0]",
-        "the value of env:HS",
-    );
-}
-
-#[test]
-fn a_plain_setting_pointed_at_a_secret_never_prints_a_part_of_it() {
-    // Problems that quote a piece of the value (a filter or claim name of a template, a word of
-    // a log filter) or sit above the setting (the claims an app's grants use) name the reference.
-    let words = [
-        ("LEVEL", "SecretLevelWord0042"),
-        ("PARAM", "{sub|SecretFilter0042}"),
-        ("ROOM", "room-{SecretClaim0042}"),
-    ];
-    let toml = VALID
+        )
         .replace("[auth.corp]", "[log]\nlevel = \"env:LEVEL\"\n\n[auth.corp]")
         .replace("{ agent = \"{sub}\" }", "{ agent = \"env:PARAM\" }")
         .replace(
@@ -498,29 +458,45 @@ fn a_plain_setting_pointed_at_a_secret_never_prints_a_part_of_it() {
             "service_sid = \"IS00112233445566778899aabbccddeeff\"\n\n\
              [apps.edge.grants.video]\nrooms = [\"env:ROOM\"]",
         );
-    let env = match env() {
-        Env::Fixed(mut vars) => {
-            vars.extend(words.map(|(name, value)| (name.into(), value.into())));
-            Env::Fixed(vars)
-        }
-        Env::Process => unreachable!(),
-    };
+    let env = env_with(&[
+        // A template whose claim name is a secret, which the gateway authenticator does not
+        // supply.
+        ("TEMPLATE", &format!("{{{HS_SECRET}}}")),
+        // Problems that quote a piece of the value (a word of a log filter, a template's
+        // filter name) or sit above the setting (the claims an app's grants use).
+        ("LEVEL", "SecretLevelWord0042"),
+        ("PARAM", "{sub|SecretFilter0042}"),
+        ("ROOM", "room-{SecretClaim0042}"),
+    ]);
     let error = load(&Source::text(&toml).with_env(env)).unwrap_err();
     let text = format!("{error}\n{error:?}");
-    for secret in ["SecretLevelWord0042", "SecretFilter0042", "SecretClaim0042"] {
-        assert!(
-            !text.contains(secret),
-            "a part of a value leaked in: {text}"
-        );
+    for secret in [
+        SECRET,
+        SECRET2,
+        HS_SECRET,
+        "SecretLevelWord0042",
+        "SecretFilter0042",
+        "SecretClaim0042",
+    ] {
+        assert!(!text.contains(secret), "secret leaked in: {text}");
     }
-    let problems = &error.problems;
-    assert_problem(problems, "log.level", "the value of env:LEVEL");
-    assert_problem(
-        problems,
-        "apps.support.grants.voice.outgoing_params.agent",
-        "the value of env:PARAM",
-    );
-    assert_problem(problems, "apps.edge.grants", "the value of env:ROOM");
+    for (path, message) in [
+        ("server.listen", "the value of file:"),
+        (
+            "apps.edge.identity",
+            "the value of env:TEMPLATE is not valid here",
+        ),
+        ("server.default_app", "the value of env:SECRET"),
+        ("auth.edge.trusted_proxies[0]", "the value of env:HS"),
+        ("log.level", "the value of env:LEVEL"),
+        (
+            "apps.support.grants.voice.outgoing_params.agent",
+            "the value of env:PARAM",
+        ),
+        ("apps.edge.grants", "the value of env:ROOM"),
+    ] {
+        assert_problem(&error.problems, path, message);
+    }
 }
 
 #[test]
@@ -578,14 +554,8 @@ fn type_and_syntax_errors_say_where_not_what() {
     }
 
     // The same from the environment.
-    let Env::Fixed(mut vars) = env() else {
-        unreachable!()
-    };
-    vars.insert(
-        "TOKENMINT__ACCOUNTS__MAIN__AUTH_TOKENS".into(),
-        SECRET.into(),
-    );
-    let error = load(&Source::text(VALID).with_env(Env::Fixed(vars))).unwrap_err();
+    let env = env_with(&[("TOKENMINT__ACCOUNTS__MAIN__AUTH_TOKENS", SECRET)]);
+    let error = load(&Source::text(VALID).with_env(env)).unwrap_err();
     assert_problem(
         &error.problems,
         "accounts.main.auth_tokens",
