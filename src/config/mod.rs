@@ -288,9 +288,9 @@ fn layered(source: &Source) -> Result<(String, config::Config), ConfigError> {
         (None, None) => DEMO_CONFIG.to_owned(),
     };
     let base = File::from_str(&text, FileFormat::Toml);
-    let mut environment = Environment::with_prefix("TOKENMINT")
-        .separator("__")
-        .try_parsing(true);
+    // Every variable is a string, as a reference's value is: a typed setting reads its own
+    // (`true`, `2048`), and a string that looks like a number (an issuer `0123`) stays as given.
+    let mut environment = Environment::with_prefix("TOKENMINT").separator("__");
     if let Env::Fixed(vars) = &source.env {
         environment = environment.source(Some(vars.clone().into_iter().collect()));
     }

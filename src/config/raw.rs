@@ -29,6 +29,7 @@ pub struct RawServer {
     pub request_timeout: Option<String>,
     pub header_read_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
+    #[serde(default, deserialize_with = "some_count")]
     pub max_body_bytes: Option<u64>,
     #[serde(default, deserialize_with = "some_boolean")]
     pub allow_literal_secrets: Option<bool>,
@@ -161,8 +162,8 @@ pub struct RawTaskRouter {
 }
 
 /// `true` or `false`, also written as a string (a reference or an environment variable gives
-/// one). Unlike the `config` crate's reading, not `"yes"`, `"on"`, `1` or `0`: a typo or a
-/// number where a flag belongs is a problem at its key, not a silent `true`.
+/// one). Unlike the `config` crate's reading, not `"yes"`, `"on"`, `"TRUE"`, `1` or `0`: a typo
+/// or a number where a flag belongs is a problem at its key, not a silent `true`.
 fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     struct Boolean;
     impl Visitor<'_> for Boolean {
@@ -177,11 +178,9 @@ fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
         }
 
         fn visit_str<E: de::Error>(self, value: &str) -> Result<bool, E> {
-            match value.to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(E::invalid_value(Unexpected::Str(value), &self)),
-            }
+            value
+                .parse()
+                .map_err(|_| E::invalid_value(Unexpected::Str(value), &self))
         }
     }
     deserializer.deserialize_any(Boolean)
@@ -189,4 +188,33 @@ fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
 
 fn some_boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
     boolean(deserializer).map(Some)
+}
+
+/// A whole number, also written as a string of digits (as a reference or an environment
+/// variable gives it). Not a flag or a fraction, which the `config` crate would read as 1 or
+/// round.
+fn some_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Count;
+    impl Visitor<'_> for Count {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value).map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<u64, E> {
+            let digits = value.bytes().all(|b| b.is_ascii_digit());
+            (value.parse().ok().filter(|_| digits))
+                .ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
+        }
+    }
+    deserializer.deserialize_any(Count).map(Some)
 }

@@ -192,12 +192,18 @@ fn environment_variables_override_the_file() {
         ("TOKENMINT__APPS__SUPPORT__TTL", "2h"),
         ("TOKENMINT__SERVER__MAX_BODY_BYTES", "2048"),
         ("TOKENMINT__SERVER__ALLOW_LITERAL_SECRETS", "true"),
+        // A string that looks like a number stays as written.
+        ("TOKENMINT__AUTH__CORP__ISSUER", "0123"),
     ]);
     let settings = load(&Source::text(VALID).with_env(env)).unwrap();
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(settings.apps["support"].policy.ttl_secs, 7200);
     assert_eq!(settings.server.max_body_bytes, 2048);
     assert!(settings.server.allow_literal_secrets);
+    let AuthSettings::Jwt(corp) = &settings.auth["corp"] else {
+        panic!("auth.corp is not a jwt authenticator")
+    };
+    assert_eq!(corp.issuer, "0123");
 }
 
 #[test]
@@ -208,7 +214,7 @@ fn a_boolean_is_true_or_false_and_nothing_else() {
             &format!("[server]\nallow_literal_secrets = {flag}"),
         )
     };
-    for (flag, value) in [("true", true), ("false", false), ("\"True\"", true)] {
+    for (flag, value) in [("true", true), ("false", false), ("\"false\"", false)] {
         let settings = load_text(&with_flag(flag)).unwrap_or_else(|e| panic!("{flag}: {e}"));
         assert_eq!(settings.server.allow_literal_secrets, value, "{flag}");
     }
@@ -217,7 +223,7 @@ fn a_boolean_is_true_or_false_and_nothing_else() {
     let settings = load(&Source::text(with_flag("\"env:FLAG\"")).with_env(env)).unwrap();
     assert!(settings.server.allow_literal_secrets);
     // The config crate alone would read these as flags.
-    for flag in ["\"yes\"", "\"on\"", "\"off\"", "1", "0", "\"flase\""] {
+    for flag in ["\"yes\"", "\"on\"", "\"TRUE\"", "1", "0", "\"flase\""] {
         assert_problem(
             &problems(&with_flag(flag)),
             "server.allow_literal_secrets",
@@ -228,6 +234,24 @@ fn a_boolean_is_true_or_false_and_nothing_else() {
             &problems(&incoming),
             "apps.support.grants.voice.incoming",
             "expected a boolean",
+        );
+    }
+}
+
+#[test]
+fn a_count_is_a_whole_number_and_nothing_else() {
+    let with_limit =
+        |limit: &str| VALID.replace("[server]", &format!("[server]\nmax_body_bytes = {limit}"));
+    for limit in ["2048", "\"2048\""] {
+        let settings = load_text(&with_limit(limit)).unwrap_or_else(|e| panic!("{limit}: {e}"));
+        assert_eq!(settings.server.max_body_bytes, 2048, "{limit}");
+    }
+    // The config crate alone would read `true` as 1 and round a fraction.
+    for limit in ["true", "2048.5", "1e3", "\"2k\"", "\"+2048\"", "-1"] {
+        assert_problem(
+            &problems(&with_limit(limit)),
+            "server.max_body_bytes",
+            "wrong type or value (not shown): expected a whole number",
         );
     }
 }
