@@ -591,11 +591,11 @@ fn jwt(b: &mut Builder<'_>, path: &str, raw: &RawAuth) -> Option<JwtSettings> {
     // they must outlive one failed refresh, or a provider's slow moment makes the service
     // unready. (Only a fetched key set ages; and a refused duration was not this one.)
     if raw.jwks_url.is_some() && b.problems.len() == problems_before && max_stale < 2 * cache_ttl {
-        let ttl = humantime::format_duration(cache_ttl);
+        // Not jwks_cache_ttl's value: a problem shows only what was written at its own key.
         match raw.jwks_max_stale {
             Some(_) => b.problem(
                 format!("{path}.jwks_max_stale"),
-                format!("must be at least twice jwks_cache_ttl ({ttl}), so that keys outlive a failed refresh"),
+                "must be at least twice jwks_cache_ttl, so that keys outlive a failed refresh",
             ),
             None => b.problem(
                 format!("{path}.jwks_cache_ttl"),

@@ -858,8 +858,14 @@ fn durations_below_their_minimum_are_refused() {
     assert_problem(
         &stale,
         "auth.corp.jwks_max_stale",
-        "at least twice jwks_cache_ttl (10m)",
+        "at least twice jwks_cache_ttl,",
     );
+    // Nor with jwks_cache_ttl's value, which may come from a reference.
+    let toml = remote("jwks_cache_ttl = \"env:TTL\"\njwks_max_stale = \"24h\"");
+    let env = env_with(&[("TTL", "13h 7m 42s")]);
+    let error = load(&Source::text(toml).with_env(env)).unwrap_err();
+    assert_problem(&error.problems, "auth.corp.jwks_max_stale", "twice");
+    assert!(!error.to_string().contains("13h"), "{error}");
     let stale = problems(&remote("jwks_cache_ttl = \"13h\""));
     assert_problem(
         &stale,
