@@ -335,6 +335,20 @@ fn healthcheck(url: &str) -> ExitCode {
     }
 }
 
+/// `url` without what may be a credential: a user name or password, and the query (shown as
+/// `?…`). A JWKS is public, but a URL is sometimes given a token all the same.
+fn shown_url(url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return "(not shown)".to_owned();
+    };
+    let query = if parsed.query().is_some() { "?…" } else { "" };
+    format!(
+        "{}{}{query}",
+        parsed.origin().ascii_serialization(),
+        parsed.path()
+    )
+}
+
 /// A human-readable, secret-free description of the configuration.
 pub fn summary(settings: &Settings) -> String {
     let mut out = String::from("configuration OK\n");
@@ -368,7 +382,7 @@ pub fn summary(settings: &Settings) -> String {
         match auth {
             AuthSettings::Jwt(jwt) => {
                 let keys = match &jwt.keys {
-                    KeySource::Remote { url, .. } => format!("jwks_url {url}"),
+                    KeySource::Remote { url, .. } => format!("jwks_url {}", shown_url(url)),
                     KeySource::Static(set) => format!("{} static key(s)", set.len()),
                 };
                 let algs: Vec<String> = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
@@ -531,6 +545,23 @@ fn decode(token: &str, secret_env: Option<&str>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jwks_url_is_shown_without_credentials_or_query() {
+        for (url, shown) in [
+            (
+                "https://user:pw@idp.example.com/jwks?token=t0k",
+                "https://idp.example.com/jwks?…",
+            ),
+            (
+                "http://127.0.0.1:8080/.well-known/jwks.json",
+                "http://127.0.0.1:8080/.well-known/jwks.json",
+            ),
+            ("https://idp.example.com:443/k", "https://idp.example.com/k"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn worker_threads_must_be_a_whole_number_above_0_when_set() {
