@@ -514,18 +514,20 @@ fn authenticator(b: &mut Builder<'_>, name: &str, raw: &RawAuth) -> Option<AuthS
             foreign(b, &jwt_fields, "gateway");
             gateway(b, &path, raw).map(AuthSettings::Gateway)
         }
-        Some(other) => {
-            b.problem(
-                format!("{path}.kind"),
-                format!("{other:?} is not \"jwt\" or \"gateway\""),
-            );
-            None
-        }
-        None => {
-            b.problem(
-                format!("{path}.kind"),
-                "is required (\"jwt\" or \"gateway\")",
-            );
+        kind => {
+            let message = match kind {
+                Some(other) => format!("{other:?} is not \"jwt\" or \"gateway\""),
+                None => "is required (\"jwt\" or \"gateway\")".to_owned(),
+            };
+            b.problem(format!("{path}.kind"), message);
+            // The rest is still checked as the kind its settings belong to, when they tell,
+            // so that a wrong kind does not hide the other problems.
+            let any = |fields: &[(&str, bool)]| fields.iter().any(|(_, present)| *present);
+            match (any(&jwt_fields), any(&gateway_fields)) {
+                (true, false) => _ = jwt(b, &path, raw),
+                (false, true) => _ = gateway(b, &path, raw),
+                _ => {}
+            }
             None
         }
     }
@@ -844,11 +846,13 @@ fn app(
     if ttl > max_ttl {
         b.problem(format!("{path}.ttl"), "must not exceed max_ttl");
     }
-    if max_ttl.as_secs() > MAX_TTL_SECS {
-        b.problem(
-            format!("{path}.max_ttl"),
-            "must not exceed 24h: Twilio refuses longer-lived tokens",
-        );
+    let too_long = "must not exceed 24h: Twilio refuses longer-lived tokens";
+    if ttl.as_secs() > MAX_TTL_SECS {
+        b.problem(format!("{path}.ttl"), too_long);
+    }
+    // When max_ttl is not set it is the ttl, whose problem that is.
+    if raw.max_ttl.is_some() && max_ttl.as_secs() > MAX_TTL_SECS {
+        b.problem(format!("{path}.max_ttl"), too_long);
     }
 
     let allow_credentials = raw.cors_allow_credentials.unwrap_or(false);

@@ -443,6 +443,16 @@ number = "1"
 fn ttl_may_not_exceed_max_ttl() {
     let toml = VALID.replace("ttl = \"30m\"", "ttl = \"5h\"");
     assert_problem(&problems(&toml), "apps.support.ttl", "max_ttl");
+    // Each over 24h is a problem at its own key, the one written.
+    let both = problems(&VALID.replace(
+        "ttl = \"30m\"\nmax_ttl = \"4h\"",
+        "ttl = \"25h\"\nmax_ttl = \"48h\"",
+    ));
+    assert_problem(&both, "apps.support.ttl", "must not exceed 24h");
+    assert_problem(&both, "apps.support.max_ttl", "must not exceed 24h");
+    let alone = problems(&VALID.replace("ttl = \"30m\"\nmax_ttl = \"4h\"", "ttl = \"30h\""));
+    assert_problem(&alone, "apps.support.ttl", "must not exceed 24h");
+    assert!(!has(&alone, "apps.support.max_ttl", ""), "{alone:#?}");
 }
 
 #[test]
@@ -818,6 +828,18 @@ fn an_app_must_offer_a_grant() {
 fn unknown_authenticator_kinds_are_refused() {
     let toml = VALID.replace("kind = \"gateway\"", "kind = \"saml\"");
     assert_problem(&problems(&toml), "auth.edge.kind", "\"saml\"");
+    // A wrong or missing kind does not hide the problems of the settings that say which kind
+    // was meant.
+    let corp = "kind = \"jwt\"\nissuer = \"https://login.example.com/\"";
+    for kind in ["kind = \"JWT\"", ""] {
+        let toml = VALID
+            .replace(corp, &format!("{kind}\nissuer = \"\""))
+            .replace("hs256_secret = \"env:HS\"", "hs256_secret = \"env:UNSET\"");
+        let problems = problems(&toml);
+        assert_problem(&problems, "auth.corp.kind", "\"jwt\" or \"gateway\"");
+        assert_problem(&problems, "auth.corp.issuer", "must not be empty");
+        assert_problem(&problems, "auth.corp.hs256_secret", "UNSET is not set");
+    }
 }
 
 #[test]
