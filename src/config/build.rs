@@ -958,6 +958,10 @@ fn push_credentials(
                 b.problem(&at, "\"web\" means no push credential and cannot have one");
                 return None;
             }
+            if platform.is_empty() {
+                b.problem(&at, "a platform name must not be empty");
+                return None;
+            }
             Some((platform.clone(), b.sid(&at, sid)?))
         })
         .collect()

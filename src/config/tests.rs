@@ -825,6 +825,21 @@ fn an_app_must_offer_a_grant() {
 }
 
 #[test]
+fn web_and_an_empty_name_are_not_push_platforms() {
+    for (platform, message) in [("web", "no push credential"), ("\"\"", "not be empty")] {
+        let toml = VALID.replace(
+            "push_credentials = { ios = ",
+            &format!("push_credentials = {{ {platform} = "),
+        );
+        let path = format!(
+            "apps.support.grants.voice.push_credentials.{}",
+            platform.trim_matches('"')
+        );
+        assert_problem(&problems(&toml), &path, message);
+    }
+}
+
+#[test]
 fn unknown_authenticator_kinds_are_refused() {
     let toml = VALID.replace("kind = \"gateway\"", "kind = \"saml\"");
     assert_problem(&problems(&toml), "auth.edge.kind", "\"saml\"");
