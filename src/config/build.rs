@@ -881,7 +881,7 @@ fn app(
         let grant_claims = policy_grants.iter().flat_map(|g| g.claims());
         let claims = identity_claims
             .map(|c| (c, format!("{path}.identity")))
-            .chain(grant_claims.map(|c| (c, format!("{path}.grants"))));
+            .chain(grant_claims.map(|(key, c)| (c, format!("{path}.grants.{key}"))));
         for (claim, at) in claims {
             if !authenticator.supplies_claim(claim) {
                 b.problem(
@@ -1009,8 +1009,8 @@ fn grants(b: &mut Builder<'_>, app_path: &str, raw: &RawGrants) -> Option<GrantP
                     rooms,
                     require_claims: v.require_claims.clone(),
                 }),
-                Err(message) => {
-                    b.problem(p, message);
+                Err((index, message)) => {
+                    b.problem(index.map_or(p.clone(), |i| format!("{p}[{i}]")), message);
                     None
                 }
             }

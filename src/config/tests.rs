@@ -527,7 +527,7 @@ fn a_plain_setting_pointed_at_a_secret_never_prints_it() {
             "apps.support.grants.voice.outgoing_params.agent",
             "the value of env:PARAM",
         ),
-        ("apps.edge.grants", "the value of env:ROOM"),
+        ("apps.edge.grants.video.rooms[0]", "the value of env:ROOM"),
     ] {
         assert_problem(&error.problems, path, message);
     }
@@ -813,6 +813,39 @@ fn gateway_templates_may_use_only_supplied_claims() {
         "identity = \"{groups}\"",
     );
     assert_problem(&problems(&toml), "apps.edge.identity", "\"groups\"");
+    // Each at the key that reads the claim.
+    let toml = VALID.replace(
+        "[apps.edge.grants.sync]\n",
+        "[apps.edge.grants.video]\nrooms = [\"team-*\", \"{room}\"]\n\
+         [apps.edge.grants.voice]\noutgoing_application_sid = \"AP00112233445566778899aabbccddeeff\"\n\
+         outgoing_params = { to = \"{phone}\" }\nrequire_claims = { roles = \"agent\" }\n\
+         [apps.edge.grants.sync]\n",
+    );
+    let problems = problems(&toml);
+    for (key, claim) in [
+        ("video.rooms[1]", "room"),
+        ("voice.outgoing_params.to", "phone"),
+        ("voice.require_claims.roles", "roles"),
+    ] {
+        assert_problem(
+            &problems,
+            &format!("apps.edge.grants.{key}"),
+            &format!("{claim:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_room_pattern_problem_names_its_index() {
+    let toml = VALID.replace(
+        "rooms = [\"support-*\"]",
+        "rooms = [\"support-*\", \"{sub\"]",
+    );
+    assert_problem(
+        &problems(&toml),
+        "apps.support.grants.video.rooms[1]",
+        "unclosed '{'",
+    );
 }
 
 #[test]

@@ -124,18 +124,26 @@ impl GrantPolicies {
         }
     }
 
-    /// Every template claim and required claim the grants read.
-    pub fn claims(&self) -> Vec<&str> {
-        let mut claims: Vec<&str> = GrantKind::ALL
+    /// Every template claim and required claim the grants read, each with the key that reads
+    /// it, below the grants table (`voice.require_claims.roles`, `video.rooms[0]`).
+    pub fn claims(&self) -> Vec<(String, &str)> {
+        let mut claims: Vec<(String, &str)> = GrantKind::ALL
             .into_iter()
-            .filter_map(|kind| self.requirements(kind))
-            .flat_map(|req| req.keys().map(String::as_str))
+            .filter_map(|kind| Some((kind.as_str(), self.requirements(kind)?)))
+            .flat_map(|(kind, req)| {
+                req.keys()
+                    .map(move |claim| (format!("{kind}.require_claims.{claim}"), claim.as_str()))
+            })
             .collect();
         if let Some(voice) = &self.voice {
-            claims.extend(voice.outgoing_params.values().flat_map(Template::claims));
+            for (name, template) in &voice.outgoing_params {
+                let key = format!("voice.outgoing_params.{name}");
+                claims.extend(template.claims().map(|claim| (key.clone(), claim)));
+            }
         }
         if let Some(video) = &self.video {
-            claims.extend(video.rooms.claims());
+            let rooms = video.rooms.claims().into_iter();
+            claims.extend(rooms.map(|(i, claim)| (format!("video.rooms[{i}]"), claim)));
         }
         claims
     }
@@ -252,7 +260,8 @@ fn valid_device_id(id: &str) -> bool {
 impl AppPolicy {
     /// Every claim the policy reads: its identity template's and its grants'.
     pub fn claims(&self) -> impl Iterator<Item = &str> {
-        self.identity.claims().chain(self.grants.claims())
+        let grants = self.grants.claims().into_iter().map(|(_, claim)| claim);
+        self.identity.claims().chain(grants)
     }
 
     /// The grants this app issues at all.

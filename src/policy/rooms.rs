@@ -39,27 +39,35 @@ enum Token {
 }
 
 impl Rooms {
-    pub fn parse(patterns: &[String]) -> Result<Self, String> {
+    /// `Err` holds the problem, and the index of the pattern that has it.
+    pub fn parse(patterns: &[String]) -> Result<Self, (Option<usize>, String)> {
         if patterns.is_empty() {
-            return Err("must name at least one room pattern (\"*\" allows any room)".into());
+            let message = "must name at least one room pattern (\"*\" allows any room)";
+            return Err((None, message.into()));
         }
         if patterns.len() == 1 && patterns[0] == "*" {
             return Ok(Rooms::Any);
         }
         patterns
             .iter()
-            .map(|p| Template::parse(p).map(|template| RoomPattern { template }))
+            .enumerate()
+            .map(|(i, p)| match Template::parse(p) {
+                Ok(template) => Ok(RoomPattern { template }),
+                Err(message) => Err((Some(i), message)),
+            })
             .collect::<Result<_, _>>()
             .map(Rooms::Patterns)
     }
 
-    /// Claims the patterns read.
-    pub fn claims(&self) -> Vec<&str> {
+    /// Claims the patterns read, each with the index of its pattern.
+    pub fn claims(&self) -> Vec<(usize, &str)> {
         match self {
             Rooms::Any => Vec::new(),
-            Rooms::Patterns(patterns) => {
-                patterns.iter().flat_map(|p| p.template.claims()).collect()
-            }
+            Rooms::Patterns(patterns) => patterns
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| p.template.claims().map(move |claim| (i, claim)))
+                .collect(),
         }
     }
 
